@@ -1,0 +1,174 @@
+// The tape. Every differentiable op that sees an input requiring grad records one Node: its inputs'
+// nodes (the edges), the tensors its backward rule will read, and the rule itself. A node's sequence
+// number is its position in creation order, so walking nodes from the highest number down visits a
+// node only after everything that consumed its output: that is the whole scheduling algorithm.
+//
+// Backward rules are written with differentiable ops. With create_graph the rules themselves are
+// recorded, so grad of grad works for every op whose rule is twice differentiable.
+//
+// Nodes are owned by the tensors that need them (a tensor owns its grad_fn, a node owns its inputs'
+// nodes), so a step's graph is freed when the last tensor of that step dies.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fpi/tensor.hpp"
+
+namespace fpi {
+
+using Tensors = std::vector<Tensor>;
+
+namespace autograd {
+
+bool grad_enabled();
+void set_grad_enabled(bool enabled);
+
+// Disables recording in its scope (inference, optimizer steps, the forward FPI loop).
+class NoGrad {
+ public:
+  NoGrad() : previous_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGrad() { set_grad_enabled(previous_); }
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Re-enables recording inside a NoGrad scope (FPI_GD needs ∇ₓE inside its no-grad forward loop).
+class EnableGrad {
+ public:
+  EnableGrad() : previous_(grad_enabled()) { set_grad_enabled(true); }
+  ~EnableGrad() { set_grad_enabled(previous_); }
+  EnableGrad(const EnableGrad&) = delete;
+  EnableGrad& operator=(const EnableGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// A tensor kept for the backward pass, with the storage version it had when saved.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  // An op's own output is saved without its grad_fn (which would be a cycle: node -> output -> node);
+  // unpack() re-attaches it to the node.
+  SavedTensor(const Tensor& t, bool is_output);
+  Tensor unpack(const std::shared_ptr<Node>& owner, const char* op_name) const;
+  bool defined() const { return data_ != nullptr; }
+  void reset() { data_.reset(); }
+
+ private:
+  std::shared_ptr<TensorImpl> data_;
+  std::uint64_t version_ = 0;
+  bool is_output_ = false;
+  friend class Node;
+};
+
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  Node(std::string name, std::vector<std::shared_ptr<Node>> next);
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const std::string& name() const { return name_; }
+  std::uint64_t sequence_nr() const { return sequence_nr_; }
+  // One entry per input; null where that input needs no gradient.
+  const std::vector<std::shared_ptr<Node>>& next() const { return next_; }
+
+  // Given the gradient of the loss w.r.t. this node's output, returns one gradient per input
+  // (undefined where the input needs none).
+  virtual Tensors apply(const Tensor& grad_output) = 0;
+  // Frees what apply() reads; a later apply() must then throw.
+  virtual void release() { saved_.clear(); }
+  virtual bool is_accumulator() const { return false; }
+
+ protected:
+  std::vector<SavedTensor> saved_;
+
+ private:
+  std::string name_;
+  std::uint64_t sequence_nr_;
+  std::vector<std::shared_ptr<Node>> next_;
+};
+
+// What a backward rule sees: saved tensors (unpacked, version-checked), the op's output when it was
+// saved, and which inputs need a gradient.
+class BackwardContext {
+ public:
+  BackwardContext(const std::vector<Tensor>& saved, const Tensor& output, const std::vector<bool>& needs)
+      : saved_(saved), output_(output), needs_(needs) {}
+  const Tensor& saved(std::size_t i) const { return saved_[i]; }
+  const Tensor& output() const { return output_; }
+  bool needs_grad(std::size_t input) const { return needs_[input]; }
+
+ private:
+  const std::vector<Tensor>& saved_;
+  const Tensor& output_;
+  const std::vector<bool>& needs_;
+};
+
+using BackwardFn = std::function<Tensors(const Tensor& grad_output, const BackwardContext& ctx)>;
+
+enum class SaveOutput { No, Yes };
+
+bool any_requires_grad(std::span<const Tensor> inputs);
+inline bool any_requires_grad(std::initializer_list<Tensor> inputs) {
+  return any_requires_grad(std::span<const Tensor>(inputs.begin(), inputs.size()));
+}
+
+namespace detail {
+void record(const char* name, std::span<const Tensor> inputs, Tensor& output, std::span<const Tensor> saved,
+            BackwardFn fn, SaveOutput save_output);
+}
+
+// Records `output = name(inputs)` with its backward rule when grad mode is on and any input
+// requires grad; otherwise does nothing (and builds no std::function). `saved` lists the tensors the
+// rule reads through ctx.saved(i); the rule must not capture tensors itself, so that releasing the
+// graph frees them and in-place changes to them are detected.
+template <class Fn>
+void record(const char* name, std::span<const Tensor> inputs, Tensor& output, std::span<const Tensor> saved,
+            Fn&& fn, SaveOutput save_output = SaveOutput::No) {
+  if (!grad_enabled() || !any_requires_grad(inputs)) return;
+  detail::record(name, inputs, output, saved, BackwardFn(std::forward<Fn>(fn)), save_output);
+}
+template <class Fn>
+void record(const char* name, std::initializer_list<Tensor> inputs, Tensor& output,
+            std::initializer_list<Tensor> saved, Fn&& fn, SaveOutput save_output = SaveOutput::No) {
+  record(name, std::span<const Tensor>(inputs.begin(), inputs.size()), output,
+         std::span<const Tensor>(saved.begin(), saved.size()), std::forward<Fn>(fn), save_output);
+}
+
+// Attaches a custom node (such as the FPI layer's) as `output`'s grad_fn.
+void attach(Tensor& output, std::shared_ptr<Node> node);
+// The node a gradient for `t` flows into: its grad_fn, or the leaf's accumulator (created on
+// demand). Null when `t` does not require grad.
+std::shared_ptr<Node> gradient_edge(const Tensor& t);
+
+struct GradOptions {
+  std::optional<bool> retain_graph;  // defaults to create_graph
+  bool create_graph = false;
+  bool allow_unused = false;
+};
+
+// d(sum of outputs[i] * grad_outputs[i]) / d(inputs[j]), without touching any .grad.
+Tensors grad(const Tensors& outputs, const Tensors& inputs, const Tensors& grad_outputs = {},
+             GradOptions options = {});
+// Accumulates into the .grad of every leaf that requires grad.
+void backward(const Tensors& outputs, const Tensors& grad_outputs = {}, std::optional<bool> retain_graph = {},
+              bool create_graph = false);
+
+}  // namespace autograd
+
+using autograd::EnableGrad;
+using autograd::NoGrad;
+
+}  // namespace fpi

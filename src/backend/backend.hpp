@@ -1,0 +1,140 @@
+// The backend interface: the narrow set of primitives that ops are built from. One implementation per
+// device kind (cpu/, cuda/); nothing above this layer branches on the device. Primitives know nothing
+// of autograd: they read and write the data of tensors whose shapes the op layer has already checked.
+//
+// Conventions: `dst` is written, the others are read. Element-wise primitives accept any strides
+// (broadcast inputs arrive as expanded views with zero strides). Matrix and convolution primitives take
+// the layouts stated on each.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/allocator.hpp"
+#include "fpi/tensor.hpp"
+
+namespace fpi::backend {
+
+enum class UnaryOp {
+  Neg,
+  Exp,
+  Log,
+  Sqrt,
+  Abs,
+  Sign,        // -1, 0, 1
+  Relu,
+  Step,        // 1 where x > 0 else 0: the derivative of relu
+  Sigmoid,
+  Tanh,
+  Softplus,    // log(1 + exp(x)), computed without overflow
+  Square,
+  Reciprocal,
+  PowScalar,   // x ^ a
+  AddScalar,   // x + a
+  MulScalar,   // x * a
+  Clamp,       // min(max(x, a), b)
+  InRange,     // 1 where a <= x <= b else 0: the derivative of clamp
+  NonFinite,   // 1 where x is NaN or ±Inf else 0
+};
+
+enum class BinaryOp {
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Minimum,
+  Maximum,
+  Gt,  // comparisons produce 1 or 0 in the operands' dtype
+  Ge,
+  Lt,
+  Le,
+  Eq,
+};
+
+enum class ReduceOp { Sum, Max, Min };
+
+// Row-major batched GEMM: C[i] = alpha * op(A[i]) @ op(B[i]) + beta * C[i] for i < batch, where
+// op(A) is m x k and op(B) is k x n. lda/ldb/ldc are row strides of the stored matrices (elements);
+// stride_* are the distances between consecutive matrices of the batch (0 broadcasts one matrix).
+struct GemmDesc {
+  DType dtype = DType::Float32;
+  bool trans_a = false;
+  bool trans_b = false;
+  std::int64_t m = 0, n = 0, k = 0;
+  double alpha = 1.0;
+  const void* a = nullptr;
+  std::int64_t lda = 0, stride_a = 0;
+  const void* b = nullptr;
+  std::int64_t ldb = 0, stride_b = 0;
+  double beta = 0.0;
+  void* c = nullptr;
+  std::int64_t ldc = 0, stride_c = 0;
+  std::int64_t batch = 1;
+};
+
+// 2-D cross-correlation geometry, NCHW input x[N, C_in, H, W], weight w[C_out, C_in, kH, kW],
+// output y[N, C_out, H_out, W_out]; all three contiguous.
+struct Conv2dDesc {
+  std::int64_t batch = 0, in_channels = 0, in_h = 0, in_w = 0;
+  std::int64_t out_channels = 0, out_h = 0, out_w = 0;
+  std::int64_t kernel_h = 0, kernel_w = 0;
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t pad_h = 0, pad_w = 0;
+  std::int64_t dilation_h = 1, dilation_w = 1;
+};
+
+// PyTorch's Adam/AdamW step for one parameter (all tensors contiguous, same shape). `step` counts
+// from 1. With `decoupled_weight_decay` (AdamW) the decay multiplies the parameter by (1 - lr * wd);
+// otherwise (Adam) it adds wd * param to the gradient. `max_exp_avg_sq` is used only with amsgrad.
+struct AdamDesc {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled_weight_decay = false;
+  bool amsgrad = false;
+  std::int64_t step = 1;
+};
+
+// PyTorch's SGD step: g = grad + wd * p; with momentum, buf = g on the first step and
+// buf = momentum * buf + (1 - dampening) * g after; g = nesterov ? g + momentum * buf : buf;
+// p -= lr * g.
+struct SgdDesc {
+  double lr = 1e-2, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  bool first_step = true;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  // dst and src have equal shapes; the dtype is converted where they differ.
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;
+  virtual void fill(const Tensor& dst, double value) = 0;
+  // dst = op(src; a, b); dst may alias src when both are the same view.
+  virtual void unary(UnaryOp op, const Tensor& dst, const Tensor& src, double a = 0.0, double b = 0.0) = 0;
+  // dst = lhs op rhs; lhs and rhs are views with dst's shape.
+  virtual void binary(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tensor& rhs) = 0;
+  // dst has src's rank with size 1 in every reduced dimension.
+  virtual void reduce(ReduceOp op, const Tensor& dst, const Tensor& src) = 0;
+  virtual void gemm(const GemmDesc& desc) = 0;
+
+  virtual void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dDesc& desc) = 0;
+  // gx = d<y, gy>/dx (overwritten).
+  virtual void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx,
+                                    const Conv2dDesc& desc) = 0;
+  // gw = d<y, gy>/dw (overwritten).
+  virtual void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                      const Conv2dDesc& desc) = 0;
+
+  virtual void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                           const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamDesc& desc) = 0;
+  virtual void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                          const SgdDesc& desc) = 0;
+
+  // Waits until queued work on the device is done (a no-op on the CPU).
+  virtual void synchronize() {}
+};
+
+Backend& backend_for(Device device);
+inline Backend& backend_of(const Tensor& t) { return backend_for(t.device()); }
+
+}  // namespace fpi::backend

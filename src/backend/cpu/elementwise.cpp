@@ -1,0 +1,160 @@
+// CPU element-wise primitives: copy (with dtype conversion), fill, unary and binary maps.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/dispatch.hpp"
+#include "backend/cpu/strided_loop.hpp"
+
+namespace fpi::backend::cpu {
+namespace {
+
+template <class D, class S, class F>
+void map1(const Tensor& dst, const Tensor& src, F f) {
+  D* d = static_cast<D*>(dst.raw_data());
+  const S* s = static_cast<const S*>(src.raw_data());
+  const auto layout = coalesce<2>(dst.shape(), {&dst.strides(), &src.strides()});
+  for_each_run_parallel(layout, [&](const std::array<std::int64_t, 2>& off, std::int64_t n,
+                                    const std::array<std::int64_t, 2>& st) {
+    D* dp = d + off[0];
+    const S* sp = s + off[1];
+    if (st[0] == 1 && st[1] == 1) {
+      for (std::int64_t i = 0; i < n; ++i) dp[i] = f(sp[i]);
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) dp[i * st[0]] = f(sp[i * st[1]]);
+    }
+  });
+}
+
+template <class T, class F>
+void map2(const Tensor& dst, const Tensor& lhs, const Tensor& rhs, F f) {
+  T* d = static_cast<T*>(dst.raw_data());
+  const T* a = static_cast<const T*>(lhs.raw_data());
+  const T* b = static_cast<const T*>(rhs.raw_data());
+  const auto layout = coalesce<3>(dst.shape(), {&dst.strides(), &lhs.strides(), &rhs.strides()});
+  for_each_run_parallel(layout, [&](const std::array<std::int64_t, 3>& off, std::int64_t n,
+                                    const std::array<std::int64_t, 3>& st) {
+    T* dp = d + off[0];
+    const T* ap = a + off[1];
+    const T* bp = b + off[2];
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+      for (std::int64_t i = 0; i < n; ++i) dp[i] = f(ap[i], bp[i]);
+    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+      const T bv = *bp;
+      for (std::int64_t i = 0; i < n; ++i) dp[i] = f(ap[i], bv);
+    } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
+      const T av = *ap;
+      for (std::int64_t i = 0; i < n; ++i) dp[i] = f(av, bp[i]);
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) dp[i * st[0]] = f(ap[i * st[1]], bp[i * st[2]]);
+    }
+  });
+}
+
+template <class T>
+T pow_scalar(T x, T p) {
+  if (p == T(2)) return x * x;
+  if (p == T(1)) return x;
+  if (p == T(3)) return x * x * x;
+  if (p == T(0.5)) return std::sqrt(x);
+  if (p == T(-1)) return T(1) / x;
+  return std::pow(x, p);
+}
+
+template <class T>
+void unary_typed(UnaryOp op, const Tensor& dst, const Tensor& src, T a, T b) {
+  switch (op) {
+    case UnaryOp::Neg: return map1<T, T>(dst, src, [](T x) { return -x; });
+    case UnaryOp::Exp: return map1<T, T>(dst, src, [](T x) { return std::exp(x); });
+    case UnaryOp::Log: return map1<T, T>(dst, src, [](T x) { return std::log(x); });
+    case UnaryOp::Sqrt: return map1<T, T>(dst, src, [](T x) { return std::sqrt(x); });
+    case UnaryOp::Abs: return map1<T, T>(dst, src, [](T x) { return std::abs(x); });
+    case UnaryOp::Sign: return map1<T, T>(dst, src, [](T x) { return T((x > T(0)) - (x < T(0))); });
+    case UnaryOp::Relu: return map1<T, T>(dst, src, [](T x) { return x > T(0) ? x : T(0); });
+    case UnaryOp::Step: return map1<T, T>(dst, src, [](T x) { return x > T(0) ? T(1) : T(0); });
+    case UnaryOp::Sigmoid: return map1<T, T>(dst, src, [](T x) { return T(1) / (T(1) + std::exp(-x)); });
+    case UnaryOp::Tanh: return map1<T, T>(dst, src, [](T x) { return std::tanh(x); });
+    case UnaryOp::Softplus:
+      return map1<T, T>(dst, src, [](T x) { return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x))); });
+    case UnaryOp::Square: return map1<T, T>(dst, src, [](T x) { return x * x; });
+    case UnaryOp::Reciprocal: return map1<T, T>(dst, src, [](T x) { return T(1) / x; });
+    case UnaryOp::PowScalar: return map1<T, T>(dst, src, [a](T x) { return pow_scalar(x, a); });
+    case UnaryOp::AddScalar: return map1<T, T>(dst, src, [a](T x) { return x + a; });
+    case UnaryOp::MulScalar: return map1<T, T>(dst, src, [a](T x) { return x * a; });
+    case UnaryOp::Clamp: return map1<T, T>(dst, src, [a, b](T x) { return std::isnan(x) ? x : std::min(std::max(x, a), b); });
+    case UnaryOp::InRange: return map1<T, T>(dst, src, [a, b](T x) { return T(x >= a && x <= b); });
+    case UnaryOp::NonFinite: return map1<T, T>(dst, src, [](T x) { return T(!std::isfinite(x)); });
+  }
+  fail("cpu unary: unknown op ", static_cast<int>(op));
+}
+
+template <class T>
+void binary_typed(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tensor& rhs) {
+  switch (op) {
+    case BinaryOp::Add: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x + y; });
+    case BinaryOp::Sub: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x - y; });
+    case BinaryOp::Mul: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x * y; });
+    case BinaryOp::Div: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x / y; });
+    case BinaryOp::Minimum:
+      return map2<T>(dst, lhs, rhs, [](T x, T y) { return (x < y || std::isnan(x)) ? x : y; });
+    case BinaryOp::Maximum:
+      return map2<T>(dst, lhs, rhs, [](T x, T y) { return (x > y || std::isnan(x)) ? x : y; });
+    case BinaryOp::Gt: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x > y); });
+    case BinaryOp::Ge: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x >= y); });
+    case BinaryOp::Lt: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x < y); });
+    case BinaryOp::Le: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x <= y); });
+    case BinaryOp::Eq: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x == y); });
+  }
+  fail("cpu binary: unknown op ", static_cast<int>(op));
+}
+
+void* aligned_allocate(std::size_t bytes) {
+  // 64-byte alignment keeps AVX-512 loads aligned; block sizes are multiples of 512.
+  return std::aligned_alloc(64, bytes);
+}
+
+}  // namespace
+
+void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
+  if (dst.dtype() == src.dtype()) {
+    if (dst.is_contiguous() && src.is_contiguous()) {
+      std::memcpy(dst.raw_data(), src.raw_data(), dst.numel() * dtype_size(dst.dtype()));
+      return;
+    }
+    dispatch(dst.dtype(), [&]<class T>() { map1<T, T>(dst, src, [](T x) { return x; }); });
+  } else if (dst.dtype() == DType::Float32) {
+    map1<float, double>(dst, src, [](double x) { return static_cast<float>(x); });
+  } else {
+    map1<double, float>(dst, src, [](float x) { return static_cast<double>(x); });
+  }
+}
+
+void CpuBackend::fill(const Tensor& dst, double value) {
+  dispatch(dst.dtype(), [&]<class T>() {
+    T* d = static_cast<T*>(dst.raw_data());
+    const T v = static_cast<T>(value);
+    const auto layout = coalesce<1>(dst.shape(), {&dst.strides()});
+    for_each_run_parallel(layout, [&](const std::array<std::int64_t, 1>& off, std::int64_t n,
+                                      const std::array<std::int64_t, 1>& st) {
+      for (std::int64_t i = 0; i < n; ++i) d[off[0] + i * st[0]] = v;
+    });
+  });
+}
+
+void CpuBackend::unary(UnaryOp op, const Tensor& dst, const Tensor& src, double a, double b) {
+  dispatch(dst.dtype(), [&]<class T>() { unary_typed<T>(op, dst, src, static_cast<T>(a), static_cast<T>(b)); });
+}
+
+void CpuBackend::binary(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tensor& rhs) {
+  dispatch(dst.dtype(), [&]<class T>() { binary_typed<T>(op, dst, lhs, rhs); });
+}
+
+CpuBackend& cpu_backend() {
+  static CpuBackend instance;
+  return instance;
+}
+
+RawAllocator cpu_raw_allocator() { return RawAllocator{&aligned_allocate, &std::free}; }
+
+}  // namespace fpi::backend::cpu

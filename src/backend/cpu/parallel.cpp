@@ -1,0 +1,125 @@
+// Fork-join pool: the calling thread takes a chunk too, so n threads means n - 1 workers.
+#include "backend/cpu/parallel.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace fpi::backend::cpu {
+namespace {
+
+int configured_threads() {
+  if (const char* env = std::getenv("FPI_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+thread_local bool in_parallel_region = false;
+
+class Pool {
+ public:
+  explicit Pool(int threads) {
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void run(std::int64_t begin, std::int64_t end, RangeFn fn) {
+    std::lock_guard serial(run_mutex_);
+    std::uint64_t generation;
+    {
+      std::lock_guard lock(mutex_);
+      job_ = Job{begin, end, std::min<std::int64_t>(size(), end - begin), fn};
+      next_chunk_ = 0;
+      pending_ = job_->chunks;
+      generation = ++generation_;
+    }
+    wake_.notify_all();
+    take_chunks(generation);
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+ private:
+  struct Job {
+    std::int64_t begin, end, chunks;
+    RangeFn fn;
+  };
+
+  // Chunks are claimed under the lock: there are only as many as threads, and a worker that wakes
+  // late for a finished job sees the generation changed and claims nothing.
+  void take_chunks(std::uint64_t generation) {
+    for (;;) {
+      std::optional<Job> job;
+      std::int64_t chunk = 0;
+      {
+        std::lock_guard lock(mutex_);
+        if (generation_ != generation || next_chunk_ >= job_->chunks) return;
+        chunk = next_chunk_++;
+        job = job_;
+      }
+      const std::int64_t span = job->end - job->begin;
+      in_parallel_region = true;
+      job->fn(job->begin + span * chunk / job->chunks, job->begin + span * (chunk + 1) / job->chunks);
+      in_parallel_region = false;
+      std::lock_guard lock(mutex_);
+      if (--pending_ == 0) done_.notify_all();
+    }
+  }
+
+  void work() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      take_chunks(seen);
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex run_mutex_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::optional<Job> job_;
+  std::int64_t next_chunk_ = 0;
+  std::int64_t pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+Pool& pool() {
+  static Pool instance(configured_threads());
+  return instance;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+
+void parallel_for_impl(std::int64_t begin, std::int64_t end, std::int64_t grain, RangeFn fn) {
+  if (end <= begin) return;
+  if (end - begin <= grain || in_parallel_region || num_threads() == 1) {
+    fn(begin, end);
+    return;
+  }
+  pool().run(begin, end, fn);
+}
+
+}  // namespace fpi::backend::cpu

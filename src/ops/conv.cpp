@@ -1,0 +1,145 @@
+// Convolution as three bilinear ops that are each other's adjoints:
+//   conv       y  = conv(x, w)
+//   conv_dx    dx = convᵀ_w(gy)      (gradient w.r.t. the input; also transposed convolution)
+//   conv_dw    dw = conv_dw(x, gy)   (gradient w.r.t. the weight)
+// Every backward rule is one of the three, so the set is closed under differentiation and conv
+// nets have second derivatives (Hessian-vector products for the gradient-descent FPI layer).
+#include "ops/op_util.hpp"
+
+namespace fpi {
+
+using ops::backend_of;
+
+namespace {
+
+std::int64_t conv_out_size(std::int64_t in, std::int64_t k, std::int64_t stride, std::int64_t pad, std::int64_t dil) {
+  return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+}
+
+void check_options(const Conv2dOptions& o, const char* op) {
+  FPI_CHECK(o.stride_h >= 1 && o.stride_w >= 1, op, ": stride must be at least 1, got (", o.stride_h, ", ",
+            o.stride_w, ")");
+  FPI_CHECK(o.pad_h >= 0 && o.pad_w >= 0, op, ": padding must be non-negative, got (", o.pad_h, ", ", o.pad_w, ")");
+  FPI_CHECK(o.dilation_h >= 1 && o.dilation_w >= 1, op, ": dilation must be at least 1, got (", o.dilation_h, ", ",
+            o.dilation_w, ")");
+}
+
+// The geometry of conv(x, w) for x of `in_shape` (N, C_in, H, W) and w of `w_shape` (C_out, C_in, kH, kW).
+backend::Conv2dDesc describe(const Shape& in_shape, const Shape& w_shape, const Conv2dOptions& o) {
+  backend::Conv2dDesc d;
+  d.batch = in_shape[0];
+  d.in_channels = in_shape[1];
+  d.in_h = in_shape[2];
+  d.in_w = in_shape[3];
+  d.out_channels = w_shape[0];
+  d.kernel_h = w_shape[2];
+  d.kernel_w = w_shape[3];
+  d.stride_h = o.stride_h;
+  d.stride_w = o.stride_w;
+  d.pad_h = o.pad_h;
+  d.pad_w = o.pad_w;
+  d.dilation_h = o.dilation_h;
+  d.dilation_w = o.dilation_w;
+  d.out_h = conv_out_size(d.in_h, d.kernel_h, o.stride_h, o.pad_h, o.dilation_h);
+  d.out_w = conv_out_size(d.in_w, d.kernel_w, o.stride_w, o.pad_w, o.dilation_w);
+  return d;
+}
+
+Shape output_shape(const backend::Conv2dDesc& d) { return {d.batch, d.out_channels, d.out_h, d.out_w}; }
+
+Tensor conv(const Tensor& x, const Tensor& w, const Conv2dOptions& o);
+Tensor conv_dx(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& o);
+Tensor conv_dw(const Tensor& x, const Tensor& gy, const Shape& w_shape, const Conv2dOptions& o);
+
+// y = conv(x, w);  dx = conv_dx(g, w),  dw = conv_dw(x, g)
+Tensor conv(const Tensor& x, const Tensor& w, const Conv2dOptions& o) {
+  const auto d = describe(x.shape(), w.shape(), o);
+  Tensor y = ops::empty_as(output_shape(d), x);
+  backend_of(x).conv2d_forward(x.detach().contiguous(), w.detach().contiguous(), y, d);
+  autograd::record("conv2d", {x, w}, y, {x, w}, [o](const Tensor& g, const autograd::BackwardContext& ctx) {
+    const Tensor &x = ctx.saved(0), &w = ctx.saved(1);
+    return Tensors{ctx.needs_grad(0) ? conv_dx(g, w, x.shape(), o) : Tensor(),
+                   ctx.needs_grad(1) ? conv_dw(x, g, w.shape(), o) : Tensor()};
+  });
+  return y;
+}
+
+// dx = conv_dx(gy, w), linear in gy and in w;  with incoming gg (x-shaped):
+//   d/dgy = conv(gg, w),  d/dw = conv_dw(gg, gy)
+Tensor conv_dx(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dOptions& o) {
+  const auto d = describe(x_shape, w.shape(), o);
+  Tensor dx = ops::empty_as(x_shape, gy);
+  backend_of(gy).conv2d_backward_data(gy.detach().contiguous(), w.detach().contiguous(), dx, d);
+  autograd::record("conv2d_input_grad", {gy, w}, dx, {gy, w}, [o](const Tensor& gg, const autograd::BackwardContext& ctx) {
+    const Tensor &gy = ctx.saved(0), &w = ctx.saved(1);
+    return Tensors{ctx.needs_grad(0) ? conv(gg, w, o) : Tensor(),
+                   ctx.needs_grad(1) ? conv_dw(gg, gy, w.shape(), o) : Tensor()};
+  });
+  return dx;
+}
+
+// dw = conv_dw(x, gy), linear in x and in gy;  with incoming gg (w-shaped):
+//   d/dx = conv_dx(gy, gg),  d/dgy = conv(x, gg)
+Tensor conv_dw(const Tensor& x, const Tensor& gy, const Shape& w_shape, const Conv2dOptions& o) {
+  const auto d = describe(x.shape(), w_shape, o);
+  Tensor dw = ops::empty_as(w_shape, x);
+  backend_of(x).conv2d_backward_filter(x.detach().contiguous(), gy.detach().contiguous(), dw, d);
+  autograd::record("conv2d_weight_grad", {x, gy}, dw, {x, gy}, [o](const Tensor& gg, const autograd::BackwardContext& ctx) {
+    const Tensor &x = ctx.saved(0), &gy = ctx.saved(1);
+    return Tensors{ctx.needs_grad(0) ? conv_dx(gy, gg, x.shape(), o) : Tensor(),
+                   ctx.needs_grad(1) ? conv(x, gg, o) : Tensor()};
+  });
+  return dw;
+}
+
+Tensor add_channel_bias(const Tensor& y, const Tensor& bias, const char* op) {
+  if (!bias.defined()) return y;
+  ops::check_compatible(y, bias, op);
+  FPI_CHECK(bias.dim() == 1 && bias.size(0) == y.size(1), op, ": bias of shape ", shape_str(bias.shape()),
+            " does not match ", y.size(1), " output channels");
+  return y + bias.reshape({1, -1, 1, 1});
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
+  ops::check_compatible(x, weight, "conv2d");
+  check_options(options, "conv2d");
+  FPI_CHECK(x.dim() == 4, "conv2d: input must be 4-D (N, C, H, W), got ", shape_str(x.shape()));
+  FPI_CHECK(weight.dim() == 4, "conv2d: weight must be 4-D (C_out, C_in, kH, kW), got ", shape_str(weight.shape()));
+  FPI_CHECK(x.size(1) == weight.size(1), "conv2d: input of shape ", shape_str(x.shape()), " has ", x.size(1),
+            " channels but weight of shape ", shape_str(weight.shape()), " expects ", weight.size(1));
+  const auto d = describe(x.shape(), weight.shape(), options);
+  FPI_CHECK(d.out_h > 0 && d.out_w > 0, "conv2d: input of shape ", shape_str(x.shape()), " is too small for kernel ",
+            shape_str(weight.shape()), " with padding (", options.pad_h, ", ", options.pad_w, ") and dilation (",
+            options.dilation_h, ", ", options.dilation_w, ")");
+  return add_channel_bias(conv(x, weight, options), bias, "conv2d");
+}
+
+// The transposed convolution of x with w (C_in, C_out, kH, kW) is the input-gradient of the
+// convolution that maps C_out channels to C_in with that same w.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+                        std::int64_t output_padding_h, std::int64_t output_padding_w) {
+  ops::check_compatible(x, weight, "conv_transpose2d");
+  check_options(options, "conv_transpose2d");
+  FPI_CHECK(x.dim() == 4, "conv_transpose2d: input must be 4-D (N, C, H, W), got ", shape_str(x.shape()));
+  FPI_CHECK(weight.dim() == 4, "conv_transpose2d: weight must be 4-D (C_in, C_out, kH, kW), got ",
+            shape_str(weight.shape()));
+  FPI_CHECK(x.size(1) == weight.size(0), "conv_transpose2d: input of shape ", shape_str(x.shape()), " has ",
+            x.size(1), " channels but weight of shape ", shape_str(weight.shape()), " expects ", weight.size(0));
+  FPI_CHECK(output_padding_h >= 0 && output_padding_w >= 0 &&
+                output_padding_h < std::max(options.stride_h, options.dilation_h) &&
+                output_padding_w < std::max(options.stride_w, options.dilation_w),
+            "conv_transpose2d: output_padding (", output_padding_h, ", ", output_padding_w,
+            ") must be smaller than stride or dilation");
+  const std::int64_t out_h = (x.size(2) - 1) * options.stride_h - 2 * options.pad_h +
+                             options.dilation_h * (weight.size(2) - 1) + output_padding_h + 1;
+  const std::int64_t out_w = (x.size(3) - 1) * options.stride_w - 2 * options.pad_w +
+                             options.dilation_w * (weight.size(3) - 1) + output_padding_w + 1;
+  FPI_CHECK(out_h > 0 && out_w > 0, "conv_transpose2d: input of shape ", shape_str(x.shape()),
+            " gives an empty output with padding (", options.pad_h, ", ", options.pad_w, ")");
+  const Shape out_shape{x.size(0), weight.size(1), out_h, out_w};
+  return add_channel_bias(conv_dx(x, weight, out_shape, options), bias, "conv_transpose2d");
+}
+
+}  // namespace fpi

@@ -1,0 +1,338 @@
+// Tensor handle: metadata, host access, in-place writes, factories, printing.
+// The differentiable methods (views, reductions, copies) are defined with their op families in src/ops/.
+#include "fpi/tensor.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <ostream>
+
+#include "backend/backend.hpp"
+#include "fpi/autograd.hpp"
+#include "fpi/generator.hpp"
+#include "fpi/ops.hpp"
+#include "ops/op_util.hpp"
+
+namespace fpi {
+
+const TensorImpl& Tensor::checked() const {
+  FPI_CHECK(impl_, "use of an undefined tensor (default-constructed, or a gradient that was never computed)");
+  return *impl_;
+}
+
+std::int64_t Tensor::size(std::int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+
+bool Tensor::is_contiguous() const {
+  std::int64_t expected = 1;
+  const auto& sh = shape();
+  const auto& st = strides();
+  for (std::size_t i = sh.size(); i-- > 0;) {
+    if (sh[i] == 1) continue;
+    if (st[i] != expected) return false;
+    expected *= sh[i];
+  }
+  return true;
+}
+
+void* Tensor::raw_data() const {
+  const auto& impl = checked();
+  return static_cast<char*>(impl.storage->data()) + impl.offset * static_cast<std::int64_t>(dtype_size(impl.dtype));
+}
+
+template <class T>
+T* Tensor::data() const {
+  constexpr DType expected = std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
+  FPI_CHECK(dtype() == expected, "data<", dtype_name(expected), ">() called on a ", dtype_name(dtype()), " tensor");
+  FPI_CHECK(device().is_cpu(), "data() needs a CPU tensor, but this one is on ", device().str(),
+            "; copy it with .to(fpi::kCPU) first");
+  return static_cast<T*>(raw_data());
+}
+template float* Tensor::data<float>() const;
+template double* Tensor::data<double>() const;
+
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+  const Tensor host = detach().to(kCPU).to(std::is_same_v<T, float> ? DType::Float32 : DType::Float64).contiguous();
+  const T* p = host.data<T>();
+  return std::vector<T>(p, p + host.numel());
+}
+template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
+
+double Tensor::item() const {
+  FPI_CHECK(numel() == 1, "item(): the tensor has ", numel(), " elements (shape ", shape_str(shape()),
+            "), but item() needs exactly one");
+  return to_vector<double>()[0];
+}
+
+Tensor Tensor::detach() const {
+  const auto& impl = checked();
+  return ops::raw_view(*this, impl.shape, impl.strides, impl.offset);
+}
+
+namespace {
+void check_writable(const Tensor& t, const char* op) {
+  FPI_CHECK(!(t.requires_grad() && t.is_leaf() && autograd::grad_enabled()), op,
+            ": a leaf tensor that requires grad cannot be modified in place while grad mode is on; "
+            "do it inside an fpi::NoGrad scope");
+  FPI_CHECK(!t.requires_grad() || !autograd::grad_enabled(), op,
+            ": in-place writes are not recorded on the tape, so they cannot be applied to a tensor that is part of "
+            "a graph; use the out-of-place op or detach() first");
+}
+}  // namespace
+
+Tensor& Tensor::fill_(double value) {
+  check_writable(*this, "fill_");
+  backend::backend_of(*this).fill(*this, value);
+  impl_->storage->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_writable(*this, "copy_");
+  ops::check_defined(src, "copy_", "the source");
+  const Shape target = broadcast_shapes(shape(), src.shape(), "copy_");
+  FPI_CHECK(target == shape(), "copy_: source of shape ", shape_str(src.shape()), " cannot be broadcast to ",
+            shape_str(shape()));
+  const Device dev = device().is_cpu() ? src.device() : device();
+  backend::backend_for(dev).copy(*this, ops::broadcast_view(src, shape()));
+  impl_->storage->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::requires_grad_(bool on) {
+  FPI_CHECK(is_leaf() || on, "requires_grad_(false) on a non-leaf tensor; use detach() instead");
+  impl_->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const { return checked().grad ? Tensor(impl_->grad) : Tensor(); }
+
+void Tensor::set_grad(const Tensor& grad) const {
+  checked();
+  FPI_CHECK(!grad.defined() || grad.shape() == shape(), "set_grad: gradient of shape ", shape_str(grad.shape()),
+            " for a tensor of shape ", shape_str(shape()));
+  impl_->grad = grad.defined() ? grad.impl_ptr() : nullptr;
+}
+
+void Tensor::zero_grad() const { checked(), impl_->grad.reset(); }
+
+void Tensor::backward(const Tensor& grad_output, std::optional<bool> retain_graph, bool create_graph) const {
+  autograd::backward({*this}, {grad_output}, retain_graph, create_graph);
+}
+
+// ---- factories ------------------------------------------------------------------------------------
+
+Tensor empty(const Shape& shape, TensorOptions options) {
+  for (auto d : shape) FPI_CHECK(d >= 0, "empty: negative dimension in shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(options.dtype), options.device);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = options.dtype;
+  impl->requires_grad = options.requires_grad;
+  return Tensor(std::move(impl));
+}
+
+Tensor full(const Shape& shape, double value, TensorOptions options) {
+  const bool requires_grad = options.requires_grad;
+  options.requires_grad = false;
+  Tensor t = empty(shape, options);
+  backend::backend_of(t).fill(t, value);
+  return t.requires_grad_(requires_grad);
+}
+
+Tensor zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
+Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
+Tensor scalar_tensor(double value, TensorOptions options) { return full({}, value, options); }
+Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.options()); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.options()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.options()); }
+Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.options()); }
+
+template <class T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions options) {
+  FPI_CHECK(shape_numel(shape) == static_cast<std::int64_t>(values.size()), "from_vector: ", values.size(),
+            " values do not fill shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(values.size() * sizeof(T), kCPU);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
+  std::copy(values.begin(), values.end(), static_cast<T*>(impl->storage->data()));
+  Tensor host(std::move(impl));
+  Tensor t = host.to(options.dtype).to(options.device);
+  return t.requires_grad_(options.requires_grad);
+}
+template Tensor from_vector(const std::vector<float>&, const Shape&, TensorOptions);
+template Tensor from_vector(const std::vector<double>&, const Shape&, TensorOptions);
+
+Tensor tensor(std::initializer_list<double> values, TensorOptions options) {
+  return from_vector(std::vector<double>(values), options);
+}
+
+Tensor arange(double start, double end, double step, TensorOptions options) {
+  FPI_CHECK(step != 0.0, "arange: step must be non-zero");
+  const auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil((end - start) / step)));
+  std::vector<double> values(n);
+  for (std::int64_t i = 0; i < n; ++i) values[i] = start + static_cast<double>(i) * step;
+  return from_vector(values, options);
+}
+
+Tensor arange(double end, TensorOptions options) { return arange(0.0, end, 1.0, options); }
+
+namespace {
+template <class Draw>
+Tensor random_tensor(const Shape& shape, TensorOptions options, Draw draw) {
+  std::vector<double> values(shape_numel(shape));
+  for (auto& v : values) v = draw();
+  return from_vector(values, shape, options);
+}
+}  // namespace
+
+Tensor uniform(const Shape& shape, double low, double high, TensorOptions options, Generator* generator) {
+  Generator& gen = generator ? *generator : default_generator();
+  return random_tensor(shape, options, [&] { return low + (high - low) * gen.uniform(); });
+}
+
+Tensor rand(const Shape& shape, TensorOptions options, Generator* generator) {
+  return uniform(shape, 0.0, 1.0, options, generator);
+}
+
+Tensor randn(const Shape& shape, TensorOptions options, Generator* generator) {
+  Generator& gen = generator ? *generator : default_generator();
+  return random_tensor(shape, options, [&] { return gen.normal(); });
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  FPI_CHECK(a.shape() == b.shape(), "allclose: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
+            " differ");
+  const auto x = a.to_vector<double>();
+  const auto y = b.to_vector<double>();
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!(std::abs(x[i] - y[i]) <= atol + rtol * std::abs(y[i]))) return false;
+  return true;
+}
+
+// ---- printing, in the style of PyTorch's repr --------------------------------------------------------
+
+namespace {
+
+struct Format {
+  enum Kind { Integral, Fixed, Scientific } kind = Fixed;
+  int width = 0;
+};
+
+std::string format_value(double v, const Format& f) {
+  char buf[64];
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  switch (f.kind) {
+    case Format::Integral: std::snprintf(buf, sizeof buf, "%.0f.", v); break;
+    case Format::Fixed: std::snprintf(buf, sizeof buf, "%.4f", v); break;
+    case Format::Scientific: std::snprintf(buf, sizeof buf, "%.4e", v); break;
+  }
+  return buf;
+}
+
+Format choose_format(const std::vector<double>& values) {
+  Format f;
+  double max_abs = 0.0, min_abs = std::numeric_limits<double>::infinity();
+  bool integral = true, any_finite = false;
+  for (double v : values) {
+    if (!std::isfinite(v)) continue;
+    any_finite = true;
+    integral = integral && v == std::nearbyint(v);
+    max_abs = std::max(max_abs, std::abs(v));
+    if (v != 0.0) min_abs = std::min(min_abs, std::abs(v));
+  }
+  if (any_finite && integral && max_abs < 1e8) {
+    f.kind = Format::Integral;
+  } else if (any_finite && (max_abs >= 1e8 || (min_abs < 1e-4 && max_abs / min_abs > 1e3))) {
+    f.kind = Format::Scientific;
+  }
+  for (double v : values) f.width = std::max<int>(f.width, static_cast<int>(format_value(v, f).size()));
+  return f;
+}
+
+constexpr std::int64_t kSummarizeAbove = 1000;
+constexpr std::int64_t kEdgeItems = 3;
+
+void print_level(std::ostream& out, const std::vector<double>& values, const Shape& shape, const Shape& strides,
+                 std::size_t dim, std::int64_t offset, const Format& f, bool summarize, int indent) {
+  const std::int64_t n = shape[dim];
+  const auto visible = [&](std::int64_t i) { return !summarize || n <= 2 * kEdgeItems || i < kEdgeItems || i >= n - kEdgeItems; };
+  out << '[';
+  bool first = true, ellipsis_done = false;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!visible(i)) {
+      if (!ellipsis_done) {
+        out << (dim + 1 == shape.size() ? ", ..." : ",\n" + std::string(indent + 1, ' ') + "...");
+        ellipsis_done = true;
+      }
+      continue;
+    }
+    if (!first) {
+      if (dim + 1 == shape.size()) {
+        out << ", ";
+      } else {
+        out << ',' << std::string(shape.size() - dim - 1, '\n') << std::string(indent + 1, ' ');
+      }
+    }
+    first = false;
+    if (dim + 1 == shape.size()) {
+      const std::string s = format_value(values[offset + i * strides[dim]], f);
+      out << std::string(f.width - s.size(), ' ') << s;
+    } else {
+      print_level(out, values, shape, strides, dim + 1, offset + i * strides[dim], f, summarize, indent + 1);
+    }
+  }
+  out << ']';
+}
+
+}  // namespace
+
+std::ostream& operator<<(std::ostream& out, const Tensor& t) {
+  if (!t.defined()) return out << "tensor(undefined)";
+  const std::vector<double> values = t.to_vector<double>();
+  const Shape strides = contiguous_strides(t.shape());
+  const bool summarize = t.numel() > kSummarizeAbove;
+  std::vector<double> shown;
+  if (summarize) {
+    shown.reserve(64);
+    for (std::size_t i = 0; i < values.size(); ++i)
+      if (i < 64 || i + 64 >= values.size()) shown.push_back(values[i]);
+  }
+  const Format f = choose_format(summarize ? shown : values);
+  out << "tensor(";
+  if (t.dim() == 0) {
+    out << format_value(values[0], f);
+  } else if (t.numel() == 0) {
+    out << "[]";
+  } else {
+    print_level(out, values, t.shape(), strides, 0, 0, f, summarize, 7);
+  }
+  if (t.numel() == 0 && t.dim() != 1) out << ", size=" << shape_str(t.shape());
+  if (t.dtype() != DType::Float32) out << ", dtype=" << dtype_name(t.dtype());
+  if (!t.device().is_cpu()) out << ", device='" << t.device().str() << "'";
+  if (t.grad_fn()) {
+    // "bce_with_logits" prints as BceWithLogitsBackward, after PyTorch's naming.
+    std::string name;
+    bool upper = true;
+    for (char c : t.grad_fn()->name()) {
+      if (c == '_') {
+        upper = true;
+        continue;
+      }
+      name += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+      upper = false;
+    }
+    out << ", grad_fn=<" << name << "Backward>";
+  } else if (t.requires_grad()) {
+    out << ", requires_grad=True";
+  }
+  return out << ')';
+}
+
+}  // namespace fpi

@@ -1,0 +1,46 @@
+# FPI_CUDA=AUTO|ON|OFF: decides whether the CUDA backend (src/backend/cuda, kernels/) is built.
+# AUTO builds it when nvcc is found; ON fails when it is not. Without it, asking for a CUDA device
+# raises a clear fpi::Error at run time.
+include(CheckLanguage)
+
+set(FPI_WITH_CUDA OFF)
+if(NOT FPI_CUDA STREQUAL "OFF")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(FPI_WITH_CUDA ON)
+  elseif(FPI_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "FPI_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER or put nvcc on PATH)")
+  endif()
+endif()
+
+file(GLOB FPI_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/backend/cuda/*.cpp ${PROJECT_SOURCE_DIR}/kernels/*.cu)
+if(FPI_WITH_CUDA AND NOT FPI_CUDA_SOURCES)
+  message(STATUS "fpi: nvcc found, but the CUDA backend has no sources yet; building CPU only")
+  set(FPI_WITH_CUDA OFF)
+endif()
+message(STATUS "fpi: CUDA backend ${FPI_WITH_CUDA}")
+
+function(fpi_add_cuda_backend target)
+  if(NOT FPI_WITH_CUDA)
+    return()
+  endif()
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 90)
+  endif()
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  find_path(FPI_CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ENV FPI_CUDNN_ROOT ENV CUDNN_ROOT
+            PATH_SUFFIXES include)
+  find_library(FPI_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} ENV FPI_CUDNN_ROOT ENV CUDNN_ROOT
+               PATH_SUFFIXES lib64 lib)
+  if(NOT FPI_CUDNN_INCLUDE_DIR OR NOT FPI_CUDNN_LIBRARY)
+    message(FATAL_ERROR "cuDNN was not found (set FPI_CUDNN_ROOT to its install prefix)")
+  endif()
+  target_sources(${target} PRIVATE ${FPI_CUDA_SOURCES})
+  set_target_properties(${target} PROPERTIES CUDA_STANDARD_REQUIRED OFF CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 --expt-relaxed-constexpr>)
+  target_compile_definitions(${target} PRIVATE FPI_WITH_CUDA)
+  target_include_directories(${target} PRIVATE ${FPI_CUDNN_INCLUDE_DIR})
+  target_link_libraries(${target} PRIVATE CUDA::cudart CUDA::cublas ${FPI_CUDNN_LIBRARY})
+endfunction()
