@@ -154,7 +154,7 @@ void attach(Tensor& output, std::shared_ptr<Node> node);
 std::shared_ptr<Node> gradient_edge(const Tensor& t);
 
 struct GradOptions {
-  std::optional<bool> retain_graph;  // defaults to create_graph
+  std::optional<bool> retain_graph = std::nullopt;  // defaults to create_graph
   bool create_graph = false;
   bool allow_unused = false;
 };
