@@ -19,7 +19,7 @@ class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : Node("AccumulateGrad", {}), leaf_(std::move(leaf)) {}
 
-  Tensors apply(const Tensor& incoming) override {
+  Tensors apply(const Tensor& incoming, const std::vector<bool>&) override {
     TensorImpl& leaf = *leaf_;
     FPI_CHECK(incoming.shape() == leaf.shape, "backward: gradient of shape ", shape_str(incoming.shape()),
               " does not match its leaf of shape ", shape_str(leaf.shape));
@@ -51,14 +51,13 @@ class AccumulateGrad final : public Node {
 // A node whose backward rule is a BackwardFn over saved tensors.
 class FunctionNode final : public Node {
  public:
-  FunctionNode(const char* name, std::vector<std::shared_ptr<Node>> next, BackwardFn fn, std::vector<bool> needs,
-               std::vector<Shape> input_shapes)
-      : Node(name, std::move(next)), fn_(std::move(fn)), needs_(std::move(needs)), input_shapes_(std::move(input_shapes)) {}
+  FunctionNode(const char* name, std::vector<std::shared_ptr<Node>> next, BackwardFn fn, std::vector<Shape> input_shapes)
+      : Node(name, std::move(next)), fn_(std::move(fn)), input_shapes_(std::move(input_shapes)) {}
 
   void save(const Tensor& t) { saved_.emplace_back(t, false); }
   void save_output(const Tensor& t) { output_ = SavedTensor(t, true); }
 
-  Tensors apply(const Tensor& grad_output) override {
+  Tensors apply(const Tensor& grad_output, const std::vector<bool>& wanted) override {
     FPI_CHECK(fn_, "backward: trying to backward through '", name(),
               "' a second time, but its saved tensors were already freed. Pass retain_graph=true to the "
               "first backward()/grad() call if you need to backward through the graph twice.");
@@ -67,9 +66,9 @@ class FunctionNode final : public Node {
     const auto self = shared_from_this();
     for (const auto& s : saved_) saved.push_back(s.unpack(self, name().c_str()));
     const Tensor output = output_.defined() ? output_.unpack(self, name().c_str()) : Tensor();
-    Tensors grads = fn_(grad_output, BackwardContext(saved, output, needs_));
-    FPI_CHECK(grads.size() == needs_.size(), "backward of '", name(), "' returned ", grads.size(),
-              " gradients for ", needs_.size(), " inputs");
+    Tensors grads = fn_(grad_output, BackwardContext(saved, output, wanted));
+    FPI_CHECK(grads.size() == input_shapes_.size(), "backward of '", name(), "' returned ", grads.size(),
+              " gradients for ", input_shapes_.size(), " inputs");
     for (std::size_t i = 0; i < grads.size(); ++i) {
       FPI_CHECK(!grads[i].defined() || grads[i].shape() == input_shapes_[i], "backward of '", name(),
                 "' returned a gradient of shape ", shape_str(grads[i].defined() ? grads[i].shape() : Shape{}),
@@ -87,7 +86,6 @@ class FunctionNode final : public Node {
  private:
   BackwardFn fn_;
   SavedTensor output_;
-  std::vector<bool> needs_;
   std::vector<Shape> input_shapes_;
 };
 
@@ -167,17 +165,14 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 void detail::record(const char* name, std::span<const Tensor> inputs, Tensor& output, std::span<const Tensor> saved,
                     BackwardFn fn, SaveOutput save_output) {
   std::vector<std::shared_ptr<Node>> next;
-  std::vector<bool> needs;
   std::vector<Shape> shapes;
   next.reserve(inputs.size());
-  needs.reserve(inputs.size());
   shapes.reserve(inputs.size());
   for (const auto& t : inputs) {
     next.push_back(gradient_edge(t));
-    needs.push_back(next.back() != nullptr);
     shapes.push_back(t.defined() ? t.shape() : Shape{});
   }
-  auto node = std::make_shared<FunctionNode>(name, std::move(next), std::move(fn), std::move(needs), std::move(shapes));
+  auto node = std::make_shared<FunctionNode>(name, std::move(next), std::move(fn), std::move(shapes));
   for (const auto& t : saved) node->save(t);
   if (save_output == SaveOutput::Yes) node->save_output(output);
   output.impl()->requires_grad = true;
@@ -286,15 +281,19 @@ Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Te
       if (!needed[i] || !buffers[i].defined()) continue;
       if (is_target[i]) captured[i] = buffers[i];
       if (n->is_accumulator()) {
-        if (accumulate) n->apply(buffers[i]);
+        if (accumulate) n->apply(buffers[i], {});
         buffers[i] = Tensor();
         continue;
       }
+      std::vector<bool> wanted(n->next().size());
       bool feeds_needed = false;
-      for (const auto& child : n->next())
-        if (child && needed[index[child.get()]]) feeds_needed = true;
+      for (std::size_t k = 0; k < wanted.size(); ++k) {
+        const auto& child = n->next()[k];
+        wanted[k] = child && needed[index[child.get()]];
+        feeds_needed = feeds_needed || wanted[k];
+      }
       if (!feeds_needed) continue;
-      Tensors grads = n->apply(buffers[i]);
+      Tensors grads = n->apply(buffers[i], wanted);
       buffers[i] = Tensor();
       const auto& next = n->next();
       for (std::size_t k = 0; k < next.size(); ++k) {

@@ -84,9 +84,10 @@ class Node : public std::enable_shared_from_this<Node> {
   // One entry per input; null where that input needs no gradient.
   const std::vector<std::shared_ptr<Node>>& next() const { return next_; }
 
-  // Given the gradient of the loss w.r.t. this node's output, returns one gradient per input
-  // (undefined where the input needs none).
-  virtual Tensors apply(const Tensor& grad_output) = 0;
+  // Given the gradient of the loss w.r.t. this node's output, returns one gradient per input.
+  // `wanted[i]` says whether this pass needs input i's gradient (grad() w.r.t. x alone does not want
+  // the weights'); unwanted entries may be left undefined.
+  virtual Tensors apply(const Tensor& grad_output, const std::vector<bool>& wanted) = 0;
   // Frees what apply() reads; a later apply() must then throw.
   virtual void release() { saved_.clear(); }
   virtual bool is_accumulator() const { return false; }
@@ -101,7 +102,7 @@ class Node : public std::enable_shared_from_this<Node> {
 };
 
 // What a backward rule sees: saved tensors (unpacked, version-checked), the op's output when it was
-// saved, and which inputs need a gradient.
+// saved, and which inputs need a gradient in this pass.
 class BackwardContext {
  public:
   BackwardContext(const std::vector<Tensor>& saved, const Tensor& output, const std::vector<bool>& needs)
