@@ -1,0 +1,97 @@
+// The `fpi` command line. Each subcommand is one row of kCommands, so adding one (demo, train, eval)
+// means writing its function and adding its row; usage is generated from the same table. Unknown
+// subcommands and flags print usage to stderr and exit 2, as command-line tools conventionally do.
+//
+// The build facts `info` prints come from CMake (tools/CMakeLists.txt) because the executable is
+// always built together with the library it reports on.
+#include <cblas.h>
+
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <span>
+#include <string_view>
+
+#include "backend/cpu/parallel.hpp"
+#include "fpi/tensor.hpp"
+
+namespace {
+
+constexpr int kUsageError = 2;
+
+struct Command {
+  std::string_view name;
+  std::string_view summary;
+  int (*run)(std::span<char*> args);
+};
+
+int run_info(std::span<char*> args);
+
+constexpr Command kCommands[] = {
+    {"info", "version, build configuration, CPU threads, BLAS and CUDA backend", run_info},
+};
+
+void print_usage(std::ostream& out) {
+  out << "usage: fpi <command>\n"
+         "       fpi --help | --version\n\ncommands:\n";
+  for (const Command& c : kCommands)
+    out << "  " << c.name << std::string(10 - c.name.size(), ' ') << c.summary << "\n";
+}
+
+int usage_error(std::string_view problem) {
+  std::cerr << "fpi: " << problem << "\n\n";
+  print_usage(std::cerr);
+  return kUsageError;
+}
+
+// Whether a CUDA tensor can actually be made: a built backend still needs a driver and a device.
+std::string cuda_status() {
+  if (!FPI_CUDA_BUILT) return "not built (reconfigure with -DFPI_CUDA=ON on a machine with the CUDA Toolkit)";
+  try {
+    fpi::zeros({1}, {.device = fpi::cuda(0)});
+    return "built, device cuda:0 usable";
+  } catch (const std::exception& e) {
+    return std::string("built, but no usable device: ") + e.what();
+  }
+}
+
+int run_info(std::span<char*> args) {
+  if (!args.empty()) return usage_error(std::string("info takes no arguments, got '") + args[0] + "'");
+  const char* threads_env = std::getenv("FPI_NUM_THREADS");
+  std::cout << "fpi " << FPI_VERSION << "\n"
+            << "build type    " << FPI_BUILD_TYPE << (FPI_NATIVE_BUILD ? ", -march=native" : "") << "\n"
+            << "CPU threads   " << fpi::backend::cpu::num_threads()
+            << (threads_env ? std::string(" (FPI_NUM_THREADS=") + threads_env + ")"
+                            : std::string(" (all cores; set FPI_NUM_THREADS to change)"))
+            << "\n"
+            << "BLAS          " << openblas_get_config() << ", " << openblas_get_num_threads() << " threads\n"
+            << "CUDA backend  " << cuda_status() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::span<char*> args(argv + 1, argc - 1);
+  if (args.empty()) return usage_error("no command given");
+  const std::string_view first = args[0];
+  if (first == "--help" || first == "-h" || first == "help") {
+    print_usage(std::cout);
+    return 0;
+  }
+  if (first == "--version") {
+    std::cout << "fpi " << FPI_VERSION << "\n";
+    return 0;
+  }
+  for (const Command& c : kCommands) {
+    if (c.name != first) continue;
+    try {
+      return c.run(args.subspan(1));
+    } catch (const fpi::Error& e) {
+      std::cerr << "fpi " << c.name << ": " << e.what() << "\n";
+      return 1;
+    }
+  }
+  return usage_error(first.starts_with("-") ? "unknown option '" + std::string(first) + "'"
+                                            : "unknown command '" + std::string(first) + "'");
+}
