@@ -146,6 +146,13 @@ Tensor full(const Shape& shape, double value, TensorOptions options) {
 Tensor zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
 Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
 Tensor scalar_tensor(double value, TensorOptions options) { return full({}, value, options); }
+Tensor eye(std::int64_t n, TensorOptions options) {
+  FPI_CHECK(n >= 0, "eye: negative size ", n);
+  std::vector<double> values(n * n, 0.0);
+  for (std::int64_t i = 0; i < n; ++i) values[i * n + i] = 1.0;
+  return from_vector(values, Shape{n, n}, options);
+}
+
 Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.options()); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.options()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.options()); }

@@ -138,6 +138,7 @@ Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* generator
 Tensor uniform(const Shape& shape, double low, double high, TensorOptions options = {},
                Generator* generator = nullptr);
 Tensor randn(const Shape& shape, TensorOptions options = {}, Generator* generator = nullptr);
+Tensor eye(std::int64_t n, TensorOptions options = {});
 Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);

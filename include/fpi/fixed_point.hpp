@@ -1,0 +1,110 @@
+// The fixed-point iteration (FPI) layer of Jeon, Lee & Choi, "Differentiable Fixed-Point Iteration
+// Layer": x̂ = g(x̂, z; θ), found by iterating x ← g(x, z; θ) without recording the iterates.
+//
+// The tape keeps ONE node holding x̂ (plus handles to z and θ). Its backward solves the backward FPI
+//   c = (∂g/∂x)ᵀ c + ∇x̂L            (paper eqs. 12–13)
+// with vector-Jacobian products of a single step of g built once at x̂, then returns
+//   ∇θL = (∂g/∂θ)ᵀ c,  ∇zL = (∂g/∂z)ᵀ c      (eqs. 11, 16)
+// so memory does not depend on how many iterations the forward pass took. x0 receives no gradient:
+// when g is a contraction its fixed point does not depend on where the iteration starts (eq. 5).
+//
+// Samples are independent: the first dimension of x (and of z) is the batch, each sample has its own
+// residual and stops iterating when it has converged, so one slow or oscillating row cannot hold the
+// batch. This assumes g treats samples independently (no batch statistics); set per_sample = false
+// to iterate the batch as one vector.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fpi/autograd.hpp"
+#include "fpi/tensor.hpp"
+
+namespace fpi {
+
+enum class FixedPointSolver {
+  Picard,    // x ← (1 - β) x + β g(x), β = damping
+  Anderson,  // Anderson acceleration (type II) with per-sample mixing
+};
+
+struct SolverOptions {
+  FixedPointSolver solver = FixedPointSolver::Anderson;
+  // Stop a sample when ‖g(x) − x‖ / max(‖x‖, ‖g(x)‖) < tolerance.
+  double tolerance = 1e-4;
+  int min_iterations = 0;
+  int max_iterations = 200;
+  // β in (0, 1]: the weight of the new value, for Picard and for Anderson's mixing.
+  double damping = 1.0;
+  // Picard only: when a sample is caught in a period-2 cycle its damping is halved (down to 1/8),
+  // which turns the oscillation of a map whose Jacobian has an eigenvalue near −1 into convergence.
+  bool damp_cycles = true;
+  int anderson_history = 5;
+  // Tikhonov term of Anderson's least-squares problem, relative to the mean diagonal of its Gram matrix.
+  double anderson_ridge = 1e-4;
+};
+
+enum class FixedPointBackward {
+  Implicit,      // the backward FPI above (default)
+  Unrolled,      // record every forward iteration on the tape: the memory-hungry baseline
+  JacobianFree,  // c = ∇x̂L: ignores (∂g/∂x)ᵀ, cheap and approximate
+  Exact,         // dense Jacobian and a direct solve; small states only, a verification oracle
+};
+
+enum class NonConvergencePolicy { Warn, Error, Ignore };
+
+struct FixedPointOptions {
+  std::string name = "fixed_point";  // names the layer in diagnostics and errors
+  SolverOptions forward;
+  SolverOptions backward;
+  FixedPointBackward backward_mode = FixedPointBackward::Implicit;
+  NonConvergencePolicy on_nonconvergence = NonConvergencePolicy::Warn;
+  bool per_sample = true;
+  // Exact mode builds a (state size)² Jacobian; above this size it refuses.
+  std::int64_t exact_max_state = 4096;
+};
+
+// What one solve did, per sample (one entry when per_sample is false).
+struct SolveStats {
+  bool ran = false;
+  std::vector<int> iterations;
+  std::vector<double> residuals;   // final relative residual
+  std::vector<char> converged;
+  std::vector<char> cycled;        // a period-2 cycle was seen at some point
+  double seconds = 0.0;
+
+  int max_iterations() const;
+  double mean_iterations() const;
+  double converged_fraction() const;
+  int cycle_count() const;
+  double max_residual() const;
+};
+
+struct FixedPointStats {
+  std::string layer;
+  SolveStats forward;
+  SolveStats backward;  // filled when the backward pass runs
+};
+
+std::ostream& operator<<(std::ostream& out, const SolveStats& s);
+
+// g(x, z): one step of the iteration. θ are whatever parameters g uses; pass them to fixed_point so
+// their gradients flow.
+using FixedPointFn = std::function<Tensor(const Tensor& x, const Tensor& z)>;
+
+// Finds x̂ = g(x̂, z; θ) starting from x0 (zeros of `x0`'s shape; x0 must be given so the state shape
+// is known). Gradients flow to z and to every tensor in `params` that requires grad. `stats`, when
+// given, receives the forward diagnostics now and the backward ones when the backward runs.
+Tensor fixed_point(const FixedPointFn& g, const Tensor& z, const std::vector<Tensor>& params, const Tensor& x0,
+                   const FixedPointOptions& options = {}, std::shared_ptr<FixedPointStats> stats = nullptr);
+
+// The general form used by the layers: g(x, inputs) where the first `batched_inputs` of `inputs`
+// share x's batch dimension (and are restricted to the active samples when samples stop early) and
+// the rest (θ) are passed whole. g must read batched inputs from its argument; it may use its
+// parameters directly as long as they are the same tensors as in `inputs`.
+using FixedPointStep = std::function<Tensor(const Tensor& x, const Tensors& inputs)>;
+Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t batched_inputs, const Tensor& x0,
+                   const FixedPointOptions& options, std::shared_ptr<FixedPointStats> stats = nullptr);
+
+}  // namespace fpi

@@ -1,0 +1,322 @@
+// The FPI layer's backward pass: one tape node holding x̂ that, given ∇x̂L, finds
+//   c = (∂g/∂x)ᵀ c + ∇x̂L   (implicit: backward FPI; exact: dense solve; jacobian_free: c = ∇x̂L)
+// from vector-Jacobian products of ONE step of g built at x̂, and returns (∂g/∂z)ᵀ c and (∂g/∂θ)ᵀ c.
+//
+// With create_graph the gradients must themselves be differentiable. Then c is found by another FPI
+// layer (its map is c ↦ (∂g/∂x)ᵀ c + ∇x̂L, so it is differentiated implicitly too), and everything is
+// built on stand-in leaves for x̂ and for non-leaf inputs, so that ∂g/∂z is a partial derivative (a
+// path through x̂ back into this node would add dx̂/dz and recurse). A small "rebind" node per result
+// then routes the results' dependence on the stand-ins to the real tensors.
+#include <chrono>
+
+#include "fixed_point/layer.hpp"
+#include "fpi/ops.hpp"
+
+extern "C" void dgesv_(const int* n, const int* nrhs, double* a, const int* lda, int* ipiv, double* b, const int* ldb,
+                       int* info);
+
+namespace fpi::fixed_point_detail {
+namespace {
+
+// One step of g evaluated at (x, inputs) on a private graph, for the samples in `rows`.
+struct StepGraph {
+  Rows rows;
+  Tensor x;  // leaf (rows, width) that requires grad
+  Tensors inputs;
+  Tensor y;  // g(x, inputs) as (rows, width)
+};
+
+// Batched inputs become fresh leaves (they require grad when their gradient is wanted), so that the
+// gradient w.r.t. them is the partial derivative and the engine does not walk their upstream graph.
+StepGraph build_step(const Problem& p, const Tensor& x_rows, const Tensors& inputs, const Rows& rows,
+                     const std::vector<bool>& wanted) {
+  EnableGrad enable;
+  StepGraph s;
+  s.rows = rows;
+  s.x = take_rows(x_rows, rows).detach().requires_grad_();
+  s.inputs = inputs;
+  for (std::size_t i = 0; i < p.batched; ++i) {
+    if (!inputs[i].defined()) continue;
+    Tensor leaf = p.geometry.per_sample ? take_rows(inputs[i].detach(), rows) : inputs[i].detach();
+    if (wanted.size() > i && wanted[i]) leaf = leaf.requires_grad_();
+    s.inputs[i] = leaf;
+  }
+  const Tensors all_rows_inputs = s.inputs;
+  s.y = p.g(s.x.reshape(p.geometry.shape_for(static_cast<std::int64_t>(rows.size()))), all_rows_inputs)
+            .reshape({static_cast<std::int64_t>(rows.size()), p.geometry.width});
+  return s;
+}
+
+// (∂g/∂x)ᵀ v on the step graph; zero where g does not depend on x.
+Tensor vjp_x(const StepGraph& s, const Tensor& v) {
+  Tensor r = autograd::grad({s.y}, {s.x}, {v}, {.retain_graph = true, .allow_unused = true})[0];
+  return r.defined() ? r : zeros_like(v);
+}
+
+Rows positions_within(const Rows& subset, const Rows& of) {
+  Rows positions;
+  std::size_t j = 0;
+  for (auto r : subset) {
+    while (of[j] != r) ++j;
+    positions.push_back(static_cast<std::int64_t>(j));
+  }
+  return positions;
+}
+
+Rows all_rows(std::int64_t n) {
+  Rows rows(n);
+  for (std::int64_t i = 0; i < n; ++i) rows[i] = i;
+  return rows;
+}
+
+// The backward FPI c ← (∂g/∂x)ᵀ c + ∇x̂L, per sample. When fewer than half of the samples the step
+// graph covers are still iterating, the graph is rebuilt on those alone, so the work per iteration
+// follows the active samples as in the forward pass.
+Tensor implicit_solve(const Problem& p, const StepGraph& full, const Tensor& x_rows, const Tensor& gl_rows,
+                      const Tensors& inputs, SolveStats& stats) {
+  StepGraph current = full;
+  const auto map = [&](const Tensor& c, const Rows& rows) {
+    if (p.geometry.per_sample && 2 * rows.size() <= current.rows.size()) current = build_step(p, x_rows, inputs, rows, {});
+    Tensor v;
+    if (rows.size() == current.rows.size()) {
+      v = vjp_x(current, c);
+    } else {
+      const Rows at = positions_within(rows, current.rows);
+      Tensor padded = zeros({static_cast<std::int64_t>(current.rows.size()), p.geometry.width}, c.options());
+      put_rows(padded, at, c);
+      v = take_rows(vjp_x(current, padded), at);
+    }
+    return v + take_rows(gl_rows, rows);
+  };
+  SolveResult solved = solve(map, gl_rows, p.options.backward, "fixed_point '" + p.options.name + "' backward");
+  stats = solved.stats;
+  return solved.x;
+}
+
+// The oracle: per sample, the dense Jacobian from one VJP per state coordinate, then (I − Jᵀ) c = ∇x̂L.
+Tensor exact_solve(const Problem& p, const StepGraph& full, const Tensor& gl_rows, SolveStats& stats) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::int64_t n = p.geometry.width, samples = p.geometry.samples;
+  FPI_CHECK(n <= p.options.exact_max_state, "fixed_point '", p.options.name, "': the exact backward needs a ", n,
+            " x ", n, " Jacobian per sample, above exact_max_state = ", p.options.exact_max_state,
+            "; use the implicit backward for states this large");
+  // jacobian[s][i * n + j] = ∂g_i/∂x_j for sample s.
+  std::vector<std::vector<double>> jacobian(samples, std::vector<double>(n * n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    Tensor unit = zeros({samples, n}, gl_rows.options());
+    {
+      NoGrad no_grad;
+      unit.slice(1, i, i + 1).fill_(1.0);
+    }
+    const auto row = vjp_x(full, unit).to_vector<double>();
+    for (std::int64_t s = 0; s < samples; ++s)
+      std::copy(row.begin() + s * n, row.begin() + (s + 1) * n, jacobian[s].begin() + i * n);
+  }
+  const auto rhs = gl_rows.to_vector<double>();
+  std::vector<double> solution(rhs.size());
+  const int order = static_cast<int>(n), one = 1;
+  std::vector<int> pivots(n);
+  for (std::int64_t s = 0; s < samples; ++s) {
+    // LAPACK is column-major: element (a, b) of I − Jᵀ, which is δ_ab − J[b][a], sits at a + b n.
+    std::vector<double> a(n * n);
+    for (std::int64_t col = 0; col < n; ++col)
+      for (std::int64_t row = 0; row < n; ++row) a[row + col * n] = (row == col ? 1.0 : 0.0) - jacobian[s][col * n + row];
+    std::copy(rhs.begin() + s * n, rhs.begin() + (s + 1) * n, solution.begin() + s * n);
+    int info = 0;
+    dgesv_(&order, &one, a.data(), &order, pivots.data(), solution.data() + s * n, &order, &info);
+    FPI_CHECK(info == 0, "fixed_point '", p.options.name, "': exact backward: I - (dg/dx)^T is singular for sample ",
+              s, " (LAPACK dgesv info ", info, "); g is not a contraction there");
+  }
+  stats = SolveStats{};
+  stats.ran = true;
+  stats.iterations.assign(samples, static_cast<int>(n));
+  stats.residuals.assign(samples, 0.0);
+  stats.converged.assign(samples, 1);
+  stats.cycled.assign(samples, 0);
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return from_vector(solution, Shape{samples, n}, gl_rows.options());
+}
+
+// Gradients of <c, g(x̂, inputs)> w.r.t. the wanted inputs, through the step graph.
+Tensors input_gradients(const Problem& p, const StepGraph& step, const Tensor& c, const Tensors& inputs,
+                        const std::vector<bool>& wanted) {
+  Tensors targets;
+  std::vector<std::size_t> slots;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!wanted[i]) continue;
+    targets.push_back(i < p.batched ? step.inputs[i] : inputs[i]);
+    slots.push_back(i);
+  }
+  Tensors grads(inputs.size());
+  if (targets.empty()) return grads;
+  const Tensors found = autograd::grad({step.y}, targets, {c}, {.allow_unused = true});
+  for (std::size_t k = 0; k < slots.size(); ++k) grads[slots[k]] = found[k];
+  return grads;
+}
+
+// Identity in value; its backward sends the gradient on to `result`'s own graph and, through a VJP
+// of that graph w.r.t. each stand-in leaf, to the tensor the stand-in replaced.
+class RebindNode final : public autograd::Node {
+ public:
+  RebindNode(const Tensor& result, Tensors stand_ins, const Tensors& originals)
+      : Node("fixed_point_rebind", edges(result, originals)), result_(result), stand_ins_(std::move(stand_ins)) {}
+
+  Tensors apply(const Tensor& g, const std::vector<bool>& wanted) override {
+    FPI_CHECK(result_.defined(), "backward: trying to backward through a fixed_point gradient a second time, but "
+                                 "its graph was freed; pass retain_graph=true the first time");
+    Tensors out{g};
+    const Tensors vjps = autograd::grad({result_}, stand_ins_, {g},
+                                        {.retain_graph = true, .create_graph = autograd::grad_enabled(),
+                                         .allow_unused = true});
+    for (std::size_t i = 0; i < stand_ins_.size(); ++i)
+      out.push_back(wanted[i + 1] && vjps[i].defined() ? vjps[i] : Tensor());
+    return out;
+  }
+  void release() override {
+    result_ = Tensor();
+    stand_ins_.clear();
+  }
+
+ private:
+  static std::vector<std::shared_ptr<Node>> edges(const Tensor& result, const Tensors& originals) {
+    std::vector<std::shared_ptr<Node>> next{autograd::gradient_edge(result)};
+    for (const auto& t : originals) next.push_back(autograd::gradient_edge(t));
+    return next;
+  }
+  Tensor result_;
+  Tensors stand_ins_;
+};
+
+Tensor rebind(const Tensor& result, const Tensors& stand_ins, const Tensors& originals) {
+  if (!result.defined() || !result.requires_grad()) return result;
+  Tensor out = result.detach();
+  autograd::attach(out, std::make_shared<RebindNode>(result, stand_ins, originals));
+  return out;
+}
+
+// The create_graph path; see the file comment.
+Tensors differentiable_gradients(const Problem& p, const Tensor& x_hat, const Tensor& gl, const Tensors& inputs,
+                                 const std::vector<bool>& wanted, FixedPointStats& stats) {
+  FPI_CHECK(p.options.backward_mode == FixedPointBackward::Implicit ||
+                p.options.backward_mode == FixedPointBackward::JacobianFree,
+            "fixed_point '", p.options.name, "': create_graph needs the implicit or jacobian_free backward");
+  Tensors originals{x_hat}, stand_ins{x_hat.detach().requires_grad_()};
+  Tensors step_inputs = inputs;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].defined() && inputs[i].requires_grad() && !inputs[i].is_leaf()) {
+      step_inputs[i] = inputs[i].detach().requires_grad_();
+      originals.push_back(inputs[i]);
+      stand_ins.push_back(step_inputs[i]);
+    }
+  }
+  const Tensor& x_var = stand_ins[0];
+  Tensor c = gl;
+  if (p.options.backward_mode == FixedPointBackward::Implicit) {
+    const FixedPointStep& g = p.g;
+    const FixedPointStep adjoint_step = [g](const Tensor& v, const Tensors& in) {
+      const bool differentiable = autograd::grad_enabled();
+      Tensor vjp;
+      {
+        EnableGrad enable;
+        const Tensor x = in[1].requires_grad() ? in[1] : in[1].detach().requires_grad_();
+        const Tensor y = g(x, Tensors(in.begin() + 2, in.end()));
+        vjp = autograd::grad({y}, {x}, {v}, {.create_graph = differentiable, .allow_unused = true})[0];
+      }
+      return vjp.defined() ? vjp + in[0] : in[0] + 0.0;
+    };
+    Tensors adjoint_inputs{gl, x_var};
+    adjoint_inputs.insert(adjoint_inputs.end(), step_inputs.begin(), step_inputs.end());
+    FixedPointOptions adjoint_options = p.options;
+    adjoint_options.name = p.options.name + ".adjoint";
+    adjoint_options.forward = p.options.backward;
+    auto adjoint_stats = std::make_shared<FixedPointStats>();
+    c = fixed_point(adjoint_step, adjoint_inputs, 2 + p.batched, gl.detach(), adjoint_options, adjoint_stats);
+    stats.backward = adjoint_stats->forward;
+  }
+  const Tensor y = p.g(x_var, step_inputs);
+  Tensors targets;
+  std::vector<std::size_t> slots;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!wanted[i]) continue;
+    targets.push_back(step_inputs[i]);
+    slots.push_back(i);
+  }
+  Tensors grads(inputs.size());
+  if (targets.empty()) return grads;
+  const Tensors found = autograd::grad({y}, targets, {c}, {.create_graph = true, .allow_unused = true});
+  for (std::size_t k = 0; k < slots.size(); ++k) grads[slots[k]] = rebind(found[k], stand_ins, originals);
+  return grads;
+}
+
+class FixedPointNode final : public autograd::Node {
+ public:
+  FixedPointNode(const Problem& problem, const Tensors& inputs, std::shared_ptr<FixedPointStats> stats)
+      : Node("fixed_point", edges(inputs)), problem_(problem), stats_(std::move(stats)) {
+    for (const auto& t : inputs) saved_.emplace_back(t, false);
+  }
+
+  void save_output(const Tensor& x_hat) { output_ = autograd::SavedTensor(x_hat, true); }
+
+  Tensors apply(const Tensor& gl, const std::vector<bool>& wanted) override {
+    FPI_CHECK(output_.defined(), "backward: trying to backward through fixed_point '", problem_.options.name,
+              "' a second time, but its saved tensors were already freed. Pass retain_graph=true to the first "
+              "backward()/grad() call if you need to backward twice.");
+    const auto self = shared_from_this();
+    Tensors inputs;
+    for (const auto& s : saved_) inputs.push_back(s.unpack(self, "fixed_point"));
+    const Tensor x_hat = output_.unpack(self, "fixed_point");
+    if (autograd::grad_enabled()) {
+      Tensors grads = differentiable_gradients(problem_, x_hat, gl, inputs, wanted, *stats_);
+      if (stats_->backward.ran) report_nonconvergence(stats_->backward, problem_.options, "backward");
+      return grads;
+    }
+
+    const Geometry& geo = problem_.geometry;
+    const Tensor x_rows = geo.to_rows(x_hat.detach());
+    const Tensor gl_rows = geo.to_rows(gl.detach());
+    const StepGraph full = build_step(problem_, x_rows, inputs, all_rows(geo.samples), wanted);
+    Tensor c;
+    switch (problem_.options.backward_mode) {
+      case FixedPointBackward::Implicit:
+        c = implicit_solve(problem_, full, x_rows, gl_rows, inputs, stats_->backward);
+        report_nonconvergence(stats_->backward, problem_.options, "backward");
+        break;
+      case FixedPointBackward::Exact:
+        c = exact_solve(problem_, full, gl_rows, stats_->backward);
+        break;
+      case FixedPointBackward::JacobianFree:
+        c = gl_rows;
+        break;
+      case FixedPointBackward::Unrolled:
+        fail("fixed_point '", problem_.options.name, "': internal error, an unrolled forward recorded an FPI node");
+    }
+    return input_gradients(problem_, full, c, inputs, wanted);
+  }
+
+  void release() override {
+    Node::release();
+    output_.reset();
+  }
+
+ private:
+  static std::vector<std::shared_ptr<Node>> edges(const Tensors& inputs) {
+    std::vector<std::shared_ptr<Node>> next;
+    for (const auto& t : inputs) next.push_back(autograd::gradient_edge(t));
+    return next;
+  }
+
+  Problem problem_;
+  std::shared_ptr<FixedPointStats> stats_;
+  autograd::SavedTensor output_;
+};
+
+}  // namespace
+
+void attach_fixed_point_node(Tensor& x_hat, const Problem& problem, const Tensors& inputs,
+                             std::shared_ptr<FixedPointStats> stats) {
+  auto node = std::make_shared<FixedPointNode>(problem, inputs, std::move(stats));
+  autograd::attach(x_hat, node);
+  node->save_output(x_hat);
+}
+
+}  // namespace fpi::fixed_point_detail

@@ -1,0 +1,195 @@
+// The FPI layer's forward pass: validate, iterate to the fixed point without recording, record one
+// node. The `unrolled` backward mode instead records every iteration (the baseline the paper argues
+// against), with converged samples frozen by a mask so they stop changing.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+#include "fixed_point/layer.hpp"
+#include "fpi/ops.hpp"
+
+namespace fpi {
+namespace fixed_point_detail {
+
+Geometry::Geometry(const Shape& shape, bool per_sample_rows) : state_shape(shape), per_sample(per_sample_rows) {
+  const std::int64_t numel = shape_numel(shape);
+  samples = per_sample && !shape.empty() ? shape[0] : 1;
+  width = samples > 0 ? numel / samples : 0;
+}
+
+Shape Geometry::shape_for(std::int64_t k) const {
+  if (!per_sample) return state_shape;
+  Shape shape = state_shape;
+  shape[0] = k;
+  return shape;
+}
+
+Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, const Tensors& inputs) {
+  const std::int64_t k = static_cast<std::int64_t>(rows.size());
+  Tensors restricted = inputs;
+  if (p.geometry.per_sample && k < p.geometry.samples) {
+    for (std::size_t i = 0; i < p.batched; ++i)
+      if (restricted[i].defined()) restricted[i] = take_rows(restricted[i], rows);
+  }
+  const Tensor x = x_rows.reshape(p.geometry.shape_for(k));
+  const Tensor gx = p.g(x, restricted);
+  FPI_CHECK(gx.defined() && gx.shape() == x.shape(), "fixed_point '", p.options.name, "': g returned shape ",
+            gx.defined() ? shape_str(gx.shape()) : std::string("(undefined)"), " for a state of shape ",
+            shape_str(x.shape()), "; g must map the state to its own shape");
+  FPI_CHECK(gx.dtype() == x.dtype() && gx.device() == x.device(), "fixed_point '", p.options.name,
+            "': g returned a ", dtype_name(gx.dtype()), " tensor on ", gx.device().str(), " for a ",
+            dtype_name(x.dtype()), " state on ", x.device().str());
+  return gx.reshape({k, p.geometry.width});
+}
+
+void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& options, const char* direction) {
+  const auto failed = static_cast<std::int64_t>(std::count(stats.converged.begin(), stats.converged.end(), 0));
+  if (failed == 0 || options.on_nonconvergence == NonConvergencePolicy::Ignore) return;
+  std::ostringstream message;
+  message << "fixed_point '" << options.name << "' " << direction << ": " << failed << " of "
+          << stats.converged.size() << " sample(s) did not converge in " << stats.max_iterations()
+          << " iterations (max relative residual " << stats.max_residual() << ", tolerance "
+          << (std::string(direction) == "forward" ? options.forward.tolerance : options.backward.tolerance) << ")";
+  if (stats.cycle_count() > 0) message << "; " << stats.cycle_count() << " caught in a period-2 cycle";
+  message << ". A contractive g converges: lower its Lipschitz constant (nn::LipschitzBound), use damping or "
+             "Anderson, or raise max_iterations.";
+  if (options.on_nonconvergence == NonConvergencePolicy::Error) throw Error(message.str());
+
+  // Warnings are rate-limited per layer so that a long training run stays readable.
+  constexpr int kMaxWarnings = 10;
+  static std::mutex mutex;
+  static std::unordered_map<std::string, int> warned;
+  std::lock_guard lock(mutex);
+  const int count = ++warned[options.name];
+  if (count <= kMaxWarnings) std::cerr << "fpi: warning: " << message.str() << '\n';
+  if (count == kMaxWarnings)
+    std::cerr << "fpi: warning: further non-convergence warnings for '" << options.name << "' are suppressed\n";
+}
+
+namespace {
+
+void validate_options(const FixedPointOptions& o) {
+  validate(o.forward, "fixed_point '" + o.name + "': forward");
+  validate(o.backward, "fixed_point '" + o.name + "': backward");
+  FPI_CHECK(o.exact_max_state >= 1, "fixed_point '", o.name, "': exact_max_state must be positive");
+}
+
+void validate_inputs(const Tensors& inputs, std::size_t batched, const Tensor& x0, const FixedPointOptions& o) {
+  FPI_CHECK(x0.defined(), "fixed_point '", o.name, "': x0 must be given (it fixes the state's shape)");
+  FPI_CHECK(batched <= inputs.size(), "fixed_point '", o.name, "': ", batched, " batched inputs but only ",
+            inputs.size(), " inputs");
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    if (!t.defined()) continue;
+    FPI_CHECK(t.device() == x0.device(), "fixed_point '", o.name, "': input ", i, " is on ", t.device().str(),
+              " but the state is on ", x0.device().str());
+    if (i < batched && o.per_sample) {
+      FPI_CHECK(t.dim() >= 1 && x0.dim() >= 1 && t.size(0) == x0.size(0), "fixed_point '", o.name, "': input ", i,
+                " of shape ", shape_str(t.shape()), " does not share the batch dimension of the state ",
+                shape_str(x0.shape()), " (per-sample convergence needs both to start with the batch; set "
+                "per_sample = false to iterate the batch as one vector)");
+    }
+  }
+}
+
+// Records every iteration: x ← x + m ⊙ (g(x) − x), with m the damping for active samples, 1 for the
+// step on which a sample converges (it takes g(x), as the implicit path does) and 0 afterwards.
+Tensor unrolled_forward(const Problem& p, const Tensors& inputs, const Tensor& x0, FixedPointStats& stats) {
+  const SolverOptions& o = p.options.forward;
+  FPI_CHECK(o.solver == FixedPointSolver::Picard, "fixed_point '", p.options.name,
+            "': the unrolled backward records plain (damped) iterations; set forward.solver to Picard");
+  const Geometry& geo = p.geometry;
+  SolveStats& s = stats.forward;
+  s = SolveStats{};
+  s.ran = true;
+  s.iterations.assign(geo.samples, 0);
+  s.residuals.assign(geo.samples, 0.0);
+  s.converged.assign(geo.samples, 0);
+  s.cycled.assign(geo.samples, 0);
+  const auto started = std::chrono::steady_clock::now();
+  Rows all(geo.samples);
+  for (std::int64_t i = 0; i < geo.samples; ++i) all[i] = i;
+  Tensor x = geo.to_rows(x0.detach());
+  std::vector<char> active(geo.samples, 1);
+  for (int iteration = 1; iteration <= o.max_iterations; ++iteration) {
+    const Tensor f = evaluate_rows(p, x, all, inputs) - x;
+    std::vector<double> norms;
+    {
+      NoGrad no_grad;
+      norms = concat({sum(square(f), {1}), sum(square(x + f), {1}), sum(square(x), {1})}, 0).to_vector<double>();
+    }
+    std::vector<double> weight(geo.samples, 0.0);
+    bool any_active = false;
+    for (std::int64_t j = 0; j < geo.samples; ++j) {
+      if (!active[j]) continue;
+      const double fn = std::sqrt(norms[j]);
+      FPI_CHECK(std::isfinite(fn) && std::isfinite(norms[geo.samples + j]), "fixed_point '", p.options.name,
+                "' forward: iteration ", iteration, " produced a non-finite value (NaN or Inf) in sample ", j);
+      const double residual =
+          fn / std::max({std::sqrt(norms[geo.samples + j]), std::sqrt(norms[2 * geo.samples + j]), 1e-300});
+      s.iterations[j] = iteration;
+      s.residuals[j] = residual;
+      if (residual < o.tolerance && iteration >= o.min_iterations) {
+        s.converged[j] = 1;
+        active[j] = 0;
+        weight[j] = 1.0;
+      } else {
+        weight[j] = iteration == o.max_iterations ? 1.0 : o.damping;
+        any_active = true;
+      }
+    }
+    x = x + f * from_vector(weight, Shape{geo.samples, 1}, x.options());
+    if (!any_active) break;
+  }
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return x.reshape(geo.state_shape);
+}
+
+}  // namespace
+}  // namespace fixed_point_detail
+
+using namespace fixed_point_detail;
+
+Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t batched_inputs, const Tensor& x0,
+                   const FixedPointOptions& options, std::shared_ptr<FixedPointStats> stats) {
+  validate_options(options);
+  validate_inputs(inputs, batched_inputs, x0, options);
+  if (!stats) stats = std::make_shared<FixedPointStats>();
+  stats->layer = options.name;
+  stats->backward = SolveStats{};
+  const Problem problem{g, batched_inputs, options, Geometry(x0.shape(), options.per_sample)};
+  const bool recording = autograd::grad_enabled() && autograd::any_requires_grad(std::span<const Tensor>(inputs));
+
+  if (recording && options.backward_mode == FixedPointBackward::Unrolled) {
+    Tensor x = unrolled_forward(problem, inputs, x0, *stats);
+    report_nonconvergence(stats->forward, options, "forward");
+    return x;
+  }
+
+  Tensors detached;
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    detached.push_back(i < batched_inputs && inputs[i].defined() ? inputs[i].detach() : inputs[i]);
+  const auto map = [&](const Tensor& x, const Rows& rows) { return evaluate_rows(problem, x, rows, detached); };
+  SolveResult solved = solve(map, problem.geometry.to_rows(x0.detach()), options.forward,
+                             "fixed_point '" + options.name + "' forward");
+  stats->forward = solved.stats;
+  report_nonconvergence(stats->forward, options, "forward");
+  Tensor x_hat = solved.x.reshape(x0.shape());
+  if (recording) attach_fixed_point_node(x_hat, problem, inputs, stats);
+  return x_hat;
+}
+
+Tensor fixed_point(const FixedPointFn& g, const Tensor& z, const std::vector<Tensor>& params, const Tensor& x0,
+                   const FixedPointOptions& options, std::shared_ptr<FixedPointStats> stats) {
+  FPI_CHECK(g, "fixed_point '", options.name, "': g is empty");
+  Tensors inputs{z};
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  const FixedPointStep step = [g](const Tensor& x, const Tensors& in) { return g(x, in[0]); };
+  return fixed_point(step, inputs, 1, x0, options, std::move(stats));
+}
+
+}  // namespace fpi

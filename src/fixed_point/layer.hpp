@@ -1,0 +1,43 @@
+// Internals shared by the FPI layer's forward (forward.cpp) and backward (backward.cpp).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "fixed_point/solver.hpp"
+#include "fpi/autograd.hpp"
+
+namespace fpi::fixed_point_detail {
+
+// How the state maps to solver rows: one row per sample, or the whole state as one row.
+struct Geometry {
+  Shape state_shape;
+  std::int64_t samples = 1;
+  std::int64_t width = 0;
+  bool per_sample = true;
+
+  Geometry(const Shape& shape, bool per_sample_rows);
+  // The state shape for k of the samples.
+  Shape shape_for(std::int64_t k) const;
+  Tensor to_rows(const Tensor& x) const { return x.reshape({samples, width}); }
+};
+
+// The problem being solved: g, its inputs (the first `batched` share the batch dimension) and options.
+struct Problem {
+  FixedPointStep g;
+  std::size_t batched = 0;
+  FixedPointOptions options;
+  Geometry geometry;
+};
+
+// Evaluates g on the given samples of a (k, width) state, checking what g returns.
+Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, const Tensors& inputs);
+
+// Applies the non-convergence policy to a finished solve (warn, throw or stay quiet).
+void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& options, const char* direction);
+
+// Records the FPI node that makes x̂ differentiable w.r.t. `inputs`.
+void attach_fixed_point_node(Tensor& x_hat, const Problem& problem, const Tensors& inputs,
+                             std::shared_ptr<FixedPointStats> stats);
+
+}  // namespace fpi::fixed_point_detail

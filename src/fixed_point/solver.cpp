@@ -1,0 +1,254 @@
+// Per-sample fixed-point solver: Picard with (adaptive) damping, and Anderson acceleration.
+//
+// Anderson (type II, Walker & Ni 2011): with the last h iterates x_i and values g_i = g(x_i) of one
+// sample, and residuals f_i = g_i − x_i, find weights α (Σα = 1) minimising ‖Σ α_i f_i‖² + λ‖α‖²,
+// then step to Σ α_i (β g_i + (1 − β) x_i). Each sample solves its own h×h system, so samples mix
+// only their own history.
+#include "fixed_point/solver.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "fpi/ops.hpp"
+
+namespace fpi::fixed_point_detail {
+namespace {
+
+std::vector<std::pair<std::int64_t, std::int64_t>> runs(const Rows& rows) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (std::size_t i = 0; i < rows.size();) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    out.emplace_back(rows[i], static_cast<std::int64_t>(j - i));
+    i = j;
+  }
+  return out;
+}
+
+// α = w / Σw with (H + λ I) w = 1, H symmetric positive semi-definite of size h. Gaussian
+// elimination with partial pivoting; an empty result means the system was numerically singular.
+std::vector<double> anderson_weights(std::vector<double> H, int h, double ridge) {
+  double trace = 0.0;
+  for (int i = 0; i < h; ++i) trace += H[i * h + i];
+  const double shift = ridge * std::max(trace / h, std::numeric_limits<double>::min());
+  for (int i = 0; i < h; ++i) H[i * h + i] += shift;
+  std::vector<double> w(h, 1.0);
+  for (int col = 0; col < h; ++col) {
+    int pivot = col;
+    for (int r = col + 1; r < h; ++r)
+      if (std::abs(H[r * h + col]) > std::abs(H[pivot * h + col])) pivot = r;
+    if (!(std::abs(H[pivot * h + col]) > 0.0)) return {};
+    if (pivot != col) {
+      for (int c = 0; c < h; ++c) std::swap(H[col * h + c], H[pivot * h + c]);
+      std::swap(w[col], w[pivot]);
+    }
+    for (int r = col + 1; r < h; ++r) {
+      const double factor = H[r * h + col] / H[col * h + col];
+      for (int c = col; c < h; ++c) H[r * h + c] -= factor * H[col * h + c];
+      w[r] -= factor * w[col];
+    }
+  }
+  for (int r = h - 1; r >= 0; --r) {
+    for (int c = r + 1; c < h; ++c) w[r] -= H[r * h + c] * w[c];
+    w[r] /= H[r * h + r];
+  }
+  double total = 0.0;
+  for (double v : w) total += v;
+  if (!std::isfinite(total) || std::abs(total) < 1e-300) return {};
+  for (double& v : w) v /= total;
+  for (double v : w)
+    if (!std::isfinite(v)) return {};
+  return w;
+}
+
+// The last `history` iterates and map values of every active sample, as ring buffers (k, m, n).
+class AndersonHistory {
+ public:
+  AndersonHistory(int history, const Tensor& like) : capacity_(history) {
+    const Shape shape{like.size(0), history, like.size(1)};
+    xs_ = zeros(shape, like.options());
+    gs_ = zeros(shape, like.options());
+  }
+
+  void push(const Tensor& x, const Tensor& gx) {
+    xs_.select(1, next_).copy_(x);
+    gs_.select(1, next_).copy_(gx);
+    latest_ = next_;
+    next_ = (next_ + 1) % capacity_;
+    count_ = std::min(count_ + 1, capacity_);
+  }
+
+  Tensor step(const Tensor& x, const Tensor& f, double beta, double ridge) const {
+    if (count_ < 2) return x + f * beta;
+    const std::int64_t k = x.size(0);
+    const Tensor xs = xs_.slice(1, 0, count_), gs = gs_.slice(1, 0, count_);
+    const Tensor fs = gs - xs;
+    const auto gram = matmul(fs, fs.transpose(1, 2)).to_vector<double>();
+    std::vector<double> alpha(k * count_);
+    for (std::int64_t r = 0; r < k; ++r) {
+      const std::vector<double> block(gram.begin() + r * count_ * count_, gram.begin() + (r + 1) * count_ * count_);
+      std::vector<double> w = anderson_weights(block, count_, ridge);
+      if (w.empty()) {
+        // A singular system (e.g. repeated iterates): fall back to the latest value alone.
+        w.assign(count_, 0.0);
+        w[latest_] = 1.0;
+      }
+      std::copy(w.begin(), w.end(), alpha.begin() + r * count_);
+    }
+    const Tensor weights = from_vector(alpha, Shape{k, 1, count_}, x.options());
+    const Tensor mixed = beta == 1.0 ? gs : gs * beta + xs * (1.0 - beta);
+    return matmul(weights, mixed).reshape({k, x.size(1)});
+  }
+
+  void keep(const Rows& positions) {
+    xs_ = take_rows(xs_, positions);
+    gs_ = take_rows(gs_, positions);
+  }
+
+ private:
+  int capacity_;
+  int count_ = 0, next_ = 0, latest_ = 0;
+  Tensor xs_, gs_;
+};
+
+// Iterates whose value two steps ago is this close (relative to the residual) are repeating.
+constexpr double kCycleRatio = 1e-3;
+constexpr int kCycleStreak = 3;
+constexpr double kMinimumDamping = 0.125;
+
+}  // namespace
+
+Tensor take_rows(const Tensor& t, const Rows& rows) {
+  if (static_cast<std::int64_t>(rows.size()) == t.size(0) && (rows.empty() || rows.back() == t.size(0) - 1))
+    return t;
+  std::vector<Tensor> parts;
+  for (const auto& [start, length] : runs(rows)) parts.push_back(t.slice(0, start, start + length));
+  if (parts.size() == 1) return parts[0].contiguous();
+  return concat(parts, 0);
+}
+
+void put_rows(const Tensor& dst, const Rows& rows, const Tensor& src) {
+  std::int64_t at = 0;
+  for (const auto& [start, length] : runs(rows)) {
+    dst.slice(0, start, start + length).copy_(src.slice(0, at, at + length));
+    at += length;
+  }
+}
+
+void validate(const SolverOptions& o, const std::string& where) {
+  FPI_CHECK(o.tolerance > 0.0, where, ": tolerance must be positive, got ", o.tolerance);
+  FPI_CHECK(o.max_iterations >= 1, where, ": max_iterations must be at least 1, got ", o.max_iterations);
+  FPI_CHECK(o.min_iterations >= 0 && o.min_iterations <= o.max_iterations, where, ": min_iterations (",
+            o.min_iterations, ") must lie in [0, max_iterations = ", o.max_iterations, "]");
+  FPI_CHECK(o.damping > 0.0 && o.damping <= 1.0, where, ": damping must lie in (0, 1], got ", o.damping);
+  FPI_CHECK(o.anderson_history >= 1, where, ": anderson_history must be at least 1, got ", o.anderson_history);
+  FPI_CHECK(o.anderson_ridge >= 0.0, where, ": anderson_ridge must be non-negative, got ", o.anderson_ridge);
+}
+
+SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what) {
+  NoGrad no_grad;
+  const auto started = std::chrono::steady_clock::now();
+  const std::int64_t samples = x0.size(0);
+  SolveResult result;
+  SolveStats& stats = result.stats;
+  stats.ran = true;
+  stats.iterations.assign(samples, 0);
+  stats.residuals.assign(samples, std::numeric_limits<double>::infinity());
+  stats.converged.assign(samples, 0);
+  stats.cycled.assign(samples, 0);
+  result.x = x0.detach().clone();
+
+  Rows rows(samples);
+  for (std::int64_t i = 0; i < samples; ++i) rows[i] = i;
+  Tensor x = result.x.clone(), one_back, two_back;
+  std::vector<double> damping(samples, options.damping);
+  std::vector<int> streak(samples, 0);
+  const bool anderson = options.solver == FixedPointSolver::Anderson;
+  std::unique_ptr<AndersonHistory> history;
+  if (anderson) history = std::make_unique<AndersonHistory>(options.anderson_history, x);
+
+  for (int iteration = 1; iteration <= options.max_iterations && !rows.empty(); ++iteration) {
+    const std::int64_t k = static_cast<std::int64_t>(rows.size());
+    const Tensor gx = map(x, rows);
+    const Tensor f = gx - x;
+    std::vector<Tensor> norms{sum(square(f), {1}), sum(square(x), {1}), sum(square(gx), {1})};
+    if (two_back.defined()) norms.push_back(sum(square(x - two_back), {1}));
+    const auto host = concat(norms, 0).to_vector<double>();
+
+    Rows keep, done;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const std::int64_t sample = rows[j];
+      const double fn = std::sqrt(host[j]), xn = std::sqrt(host[k + j]), gn = std::sqrt(host[2 * k + j]);
+      FPI_CHECK(std::isfinite(fn) && std::isfinite(gn), what, ": iteration ", iteration,
+                " produced a non-finite value (NaN or Inf) in sample ", sample,
+                "; the map is diverging or its input holds NaN (check its Lipschitz constant, the learning rate and "
+                "the data)");
+      const double residual = fn / std::max({xn, gn, std::numeric_limits<double>::min()});
+      stats.iterations[sample] = iteration;
+      stats.residuals[sample] = residual;
+      if (residual < options.tolerance && iteration >= options.min_iterations) {
+        stats.converged[sample] = 1;
+        done.push_back(j);
+        continue;
+      }
+      keep.push_back(j);
+      if (norms.size() == 4 && std::sqrt(host[3 * k + j]) <= kCycleRatio * fn) {
+        if (++streak[j] >= kCycleStreak) {
+          stats.cycled[sample] = 1;
+          streak[j] = 0;
+          if (!anderson && options.damp_cycles) damping[j] = std::max(damping[j] * 0.5, kMinimumDamping);
+        }
+      } else {
+        streak[j] = 0;
+      }
+    }
+
+    Rows done_samples;
+    for (auto j : done) done_samples.push_back(rows[j]);
+    if (!done.empty()) put_rows(result.x, done_samples, take_rows(gx, done));
+    if (iteration == options.max_iterations || keep.empty()) {
+      Rows left;
+      for (auto j : keep) left.push_back(rows[j]);
+      if (!left.empty()) put_rows(result.x, left, take_rows(gx, keep));
+      break;
+    }
+
+    Tensor next;
+    if (anderson) {
+      history->push(x, gx);
+      next = history->step(x, f, options.damping, options.anderson_ridge);
+    } else {
+      std::vector<double> beta(k);
+      for (std::int64_t j = 0; j < k; ++j) beta[j] = damping[j];
+      next = x + f * from_vector(beta, Shape{k, 1}, x.options());
+    }
+
+    // The iterates one and two steps back, for cycle detection, restricted to the rows that go on.
+    Tensor previous = x, before_previous = one_back;
+    if (!done.empty()) {
+      next = take_rows(next, keep);
+      if (history) history->keep(keep);
+      previous = take_rows(previous, keep);
+      if (before_previous.defined()) before_previous = take_rows(before_previous, keep);
+      Rows new_rows;
+      std::vector<double> new_damping;
+      std::vector<int> new_streak;
+      for (auto j : keep) {
+        new_rows.push_back(rows[j]);
+        new_damping.push_back(damping[j]);
+        new_streak.push_back(streak[j]);
+      }
+      rows = std::move(new_rows);
+      damping = std::move(new_damping);
+      streak = std::move(new_streak);
+    }
+    two_back = before_previous;
+    one_back = previous;
+    x = next;
+  }
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace fpi::fixed_point_detail

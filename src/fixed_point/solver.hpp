@@ -1,0 +1,35 @@
+// The iteration engine shared by the forward FPI and the backward FPI: per-sample stopping,
+// Picard (damped) and Anderson steps, cycle detection. It works on a state of shape (S, n), one row
+// per sample, and keeps only the active rows as it goes, so the map is evaluated on them alone.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fpi/fixed_point.hpp"
+
+namespace fpi::fixed_point_detail {
+
+using Rows = std::vector<std::int64_t>;
+
+// Rows of `t` along dimension 0, in the given (increasing) order.
+Tensor take_rows(const Tensor& t, const Rows& rows);
+// dst[rows[i]] = src[i] along dimension 0.
+void put_rows(const Tensor& dst, const Rows& rows, const Tensor& src);
+
+// The map on the active samples: x is (k, n) and rows[i] is the sample that x[i] belongs to.
+using ActiveMap = std::function<Tensor(const Tensor& x, const Rows& rows)>;
+
+struct SolveResult {
+  Tensor x;  // (S, n): each sample's last map value g(x), the best estimate of its fixed point
+  SolveStats stats;
+};
+
+// Iterates from x0 (S, n) under NoGrad. `what` names the solve in errors ("layer 'f' forward").
+SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what);
+
+// Throws when options are out of range, naming `where` ("fixed_point 'f': forward").
+void validate(const SolverOptions& options, const std::string& where);
+
+}  // namespace fpi::fixed_point_detail
