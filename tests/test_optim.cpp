@@ -206,7 +206,7 @@ TEST(Schedules, MultiStepLRMatchesPyTorch) {
                                         0.0125, 0.0125, 0.00625, 0.00625, 0.00625};
   for (std::size_t epoch = 0; epoch < expected.size(); ++epoch) {
     if (epoch > 0) schedule.step();
-    EXPECT_NEAR(schedule.last_lr(), expected[epoch], 1e-15) << "epoch " << epoch;
+    EXPECT_DOUBLE_EQ(schedule.last_lr(), expected[epoch]) << "epoch " << epoch;
     EXPECT_EQ(opt.lr(), schedule.last_lr());
   }
 }
@@ -221,7 +221,7 @@ TEST(Schedules, CosineAnnealingLRMatchesPyTorch) {
       0.023180194846605412, 0.01, 0.023180194846605363};
   for (std::size_t epoch = 0; epoch < expected.size(); ++epoch) {
     if (epoch > 0) schedule.step();
-    EXPECT_NEAR(schedule.last_lr(), expected[epoch], 1e-15) << "epoch " << epoch;
+    EXPECT_DOUBLE_EQ(schedule.last_lr(), expected[epoch]) << "epoch " << epoch;
     EXPECT_EQ(opt.lr(), schedule.last_lr());
   }
   EXPECT_THROW(CosineAnnealingLR(opt, 0), Error);

@@ -1,7 +1,8 @@
 // Learning-rate schedules with PyTorch's epoch semantics: constructing a schedule is epoch 0 (it
 // records the optimizer's lr as the base and may already change it, e.g. a milestone at 0), and each
 // step() advances one epoch and writes the new lr into the optimizer. The rules are PyTorch's chainable
-// forms, which start from the optimizer's current lr, so the numbers agree with PyTorch to the last bit.
+// forms, which start from the optimizer's current lr, so the numbers agree with PyTorch's to rounding
+// (the compiler may fuse a multiply-add where Python rounds twice).
 // A schedule keeps a reference to its optimizer, which must outlive it.
 #pragma once
 
