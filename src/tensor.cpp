@@ -101,6 +101,21 @@ Tensor& Tensor::copy_(const Tensor& src) {
   return *this;
 }
 
+void Tensor::set_data(const Tensor& source) const {
+  checked();
+  ops::check_defined(source, "set_data", "the source");
+  FPI_CHECK(is_leaf(), "set_data: only a leaf tensor can take new data; this one was produced by '",
+            grad_fn()->name(), "'");
+  FPI_CHECK(!autograd::grad_enabled() || !requires_grad(), "set_data: a tensor that requires grad can take new "
+            "data only inside an fpi::NoGrad scope");
+  impl_->storage = source.impl()->storage;
+  impl_->shape = source.shape();
+  impl_->strides = source.strides();
+  impl_->offset = source.offset();
+  impl_->dtype = source.dtype();
+  impl_->grad.reset();
+}
+
 Tensor& Tensor::requires_grad_(bool on) {
   FPI_CHECK(is_leaf() || on, "requires_grad_(false) on a non-leaf tensor; use detach() instead");
   impl_->requires_grad = on;

@@ -83,6 +83,10 @@ class Tensor {
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
   Tensor& copy_(const Tensor& src);
+  // Makes this handle's TensorImpl show `source`'s data (storage, shape, strides, offset, dtype), so
+  // every handle copied from this one sees the change; the gradient is dropped and requires_grad kept.
+  // Only for leaves, outside grad mode: nn::Module::to() converts parameters users already hold with it.
+  void set_data(const Tensor& source) const;
 
   // Views and shape changes (differentiable; views share storage).
   Tensor reshape(const Shape& shape) const;
