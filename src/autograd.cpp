@@ -216,7 +216,21 @@ Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Te
     roots.emplace_back(std::move(node), std::move(seed));
   }
 
-  // Every node reachable from the roots, each once.
+  std::vector<std::shared_ptr<Node>> targets(inputs.size());
+  for (std::size_t j = 0; j < inputs.size(); ++j) {
+    FPI_CHECK(inputs[j].defined() && inputs[j].requires_grad(), who, ": inputs[", j,
+              "] does not require grad, so no gradient can be computed for it");
+    targets[j] = gradient_edge(inputs[j]);
+  }
+  // A node older than every target cannot lead to one, so grad() need not look past it: ∇ₓE inside
+  // a loop would otherwise walk the loop's whole history on every call.
+  std::uint64_t oldest_target = 0;
+  if (!accumulate) {
+    oldest_target = UINT64_MAX;
+    for (const auto& t : targets) oldest_target = std::min(oldest_target, t->sequence_nr());
+  }
+
+  // Every node reachable from the roots (and young enough to matter), each once.
   std::vector<Node*> nodes;
   std::unordered_map<Node*, std::size_t> index;
   std::vector<Node*> stack;
@@ -230,20 +244,16 @@ Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Te
     Node* n = stack.back();
     stack.pop_back();
     for (const auto& child : n->next()) {
-      if (child && index.emplace(child.get(), nodes.size()).second) {
+      if (child && child->sequence_nr() >= oldest_target && index.emplace(child.get(), nodes.size()).second) {
         nodes.push_back(child.get());
         stack.push_back(child.get());
       }
     }
   }
 
-  std::vector<std::shared_ptr<Node>> targets(inputs.size());
   std::vector<char> is_target(nodes.size(), 0);
-  for (std::size_t j = 0; j < inputs.size(); ++j) {
-    FPI_CHECK(inputs[j].defined() && inputs[j].requires_grad(), who, ": inputs[", j,
-              "] does not require grad, so no gradient can be computed for it");
-    targets[j] = gradient_edge(inputs[j]);
-    auto it = index.find(targets[j].get());
+  for (const auto& t : targets) {
+    auto it = index.find(t.get());
     if (it != index.end()) is_target[it->second] = 1;
   }
 
@@ -253,14 +263,18 @@ Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Te
   std::sort(order.begin(), order.end(),
             [&](std::size_t a, std::size_t b) { return nodes[a]->sequence_nr() > nodes[b]->sequence_nr(); });
 
-  // A node is needed if it leads to a target (grad) or to any leaf (backward).
+  // A node is needed if it leads to a target (grad) or to any leaf (backward). Children pruned from
+  // the walk above are never needed.
   std::vector<char> needed(nodes.size(), accumulate ? 1 : 0);
+  const auto needed_child = [&](const std::shared_ptr<Node>& child) {
+    if (!child) return false;
+    const auto it = index.find(child.get());
+    return it != index.end() && needed[it->second] != 0;
+  };
   if (!accumulate) {
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
-      Node* n = nodes[*it];
       bool need = is_target[*it];
-      for (const auto& child : n->next())
-        if (child && needed[index[child.get()]]) need = true;
+      for (const auto& child : nodes[*it]->next()) need = need || needed_child(child);
       needed[*it] = need;
     }
   }
@@ -288,19 +302,15 @@ Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Te
       std::vector<bool> wanted(n->next().size());
       bool feeds_needed = false;
       for (std::size_t k = 0; k < wanted.size(); ++k) {
-        const auto& child = n->next()[k];
-        wanted[k] = child && needed[index[child.get()]];
+        wanted[k] = needed_child(n->next()[k]);
         feeds_needed = feeds_needed || wanted[k];
       }
       if (!feeds_needed) continue;
       Tensors grads = n->apply(buffers[i], wanted);
       buffers[i] = Tensor();
       const auto& next = n->next();
-      for (std::size_t k = 0; k < next.size(); ++k) {
-        if (!next[k] || !grads[k].defined()) continue;
-        const std::size_t c = index[next[k].get()];
-        if (needed[c]) add_into(buffers[c], grads[k]);
-      }
+      for (std::size_t k = 0; k < next.size(); ++k)
+        if (wanted[k] && grads[k].defined()) add_into(buffers[index[next[k].get()]], grads[k]);
       if (!retain_graph) n->release();
     }
   }

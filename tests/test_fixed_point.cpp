@@ -4,6 +4,7 @@
 
 #include "fixed_point_fixtures.hpp"
 #include "fpi/fixed_point.hpp"
+#include "fpi/optim.hpp"
 #include "gradcheck.hpp"
 
 namespace fpi {
@@ -321,16 +322,14 @@ TEST(FixedPoint, TrainsEndToEnd) {
   FixedPointOptions o;
   o.forward.tolerance = o.backward.tolerance = 1e-8;
   double first = 0.0, last = 0.0;
-  for (int step = 0; step < 300; ++step) {
+  optim::Adam adam({W_in, W_out, A}, {.lr = 0.03});
+  for (int step = 0; step < 150; ++step) {
+    adam.zero_grad();
     const Tensor z = linear(inputs, W_in);
     const Tensor x = fixed_point(g, z, {A}, zeros({64, 6}, {.dtype = kFloat64}), o);
     const Tensor loss = mse_loss(linear(x, W_out), targets);
     loss.backward();
-    NoGrad no_grad;
-    for (Tensor* p : {&W_in, &W_out, &A}) {
-      p->copy_(*p - p->grad() * 0.2);
-      p->zero_grad();
-    }
+    adam.step();
     if (step == 0) first = loss.item();
     last = loss.item();
   }

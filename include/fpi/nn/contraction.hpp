@@ -1,0 +1,62 @@
+// Contraction helpers. An FPI layer's map must be a contraction in x (Lipschitz constant below 1) for
+// the forward iteration and the backward FPI to converge (the paper's Theorem 1 and Proposition 1).
+// For g = net(concat(z, x)) with 1-Lipschitz activations (ReLU, tanh, sigmoid/4…), the product of the
+// layers' operator norms bounds that constant; these helpers estimate the norms and keep them bounded.
+#pragma once
+
+#include <memory>
+
+#include "fpi/generator.hpp"
+#include "fpi/nn/layers.hpp"
+
+namespace fpi::nn {
+
+// Largest singular value of a 2-D matrix, by power iteration on WᵀW.
+double spectral_norm(const Tensor& matrix, int iterations = 100, Generator* generator = nullptr);
+double spectral_norm(const Linear& layer, int iterations = 100, Generator* generator = nullptr);
+// Operator norm of the convolution (without bias) as a linear map on (C_in, height, width) inputs,
+// padding included, by power iteration with the convolution and its adjoint.
+double spectral_norm(const Conv2d& layer, std::int64_t height, std::int64_t width, int iterations = 100,
+                     Generator* generator = nullptr);
+
+// Wraps a Linear or a Conv2d and uses the weight W · min(1, k / σ(W)) instead of W, so that the
+// layer's Lipschitz constant stays at or below k (spectral normalisation that only ever shrinks).
+// σ = uᵀ W v comes from vectors u, v kept as buffers and refined by one power-iteration step per
+// update(); the gradient flows through σ as in PyTorch's spectral_norm. Outside an FPI layer, forward()
+// in training mode updates first; inside one, the FixedPointLayer updates once per forward call so the
+// map stays fixed while its fixed point is sought.
+class LipschitzBound : public Module {
+ public:
+  LipschitzBound(std::shared_ptr<Linear> layer, double bound);
+  // A convolution's norm depends on the input size; the vectors are sized on the first input seen
+  // (and re-initialised if it changes).
+  LipschitzBound(std::shared_ptr<Conv2d> layer, double bound);
+
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  // One power-iteration step (several on the first call); no gradient.
+  void update();
+  // The current estimate of the wrapped weight's norm σ(W).
+  double sigma() const;
+  // The weight the layer applies.
+  Tensor effective_weight() const;
+  void set_auto_update(bool on) { auto_update_ = on; }
+
+  ModulePtr layer;
+  double bound;
+
+ private:
+  Tensor apply(const Tensor& v, const Tensor& weight) const;
+  Tensor apply_adjoint(const Tensor& u, const Tensor& weight) const;
+  Tensor sigma_tensor() const;
+  void ensure_vectors(const Shape& input_shape);
+
+  std::shared_ptr<Linear> linear_;
+  std::shared_ptr<Conv2d> conv_;
+  Shape input_sample_shape_;
+  bool auto_update_ = true;
+  Tensor u_, v_;
+};
+
+}  // namespace fpi::nn

@@ -1,0 +1,86 @@
+// The FPI layer as a module, and the paper's two kinds of map (Section 3.5):
+//   FPI_NN  NetMap:            g(x, z) = net(concat(z, x))
+//   FPI_GD  EnergyDescentMap:  g(x, z) = x − γ ∇ₓE(x, z; θ)
+// A FixedPointLayer can sit anywhere in a network, several to a network; its output is the fixed
+// point x̂ of its map for the input z (see fpi/fixed_point.hpp for the solver and the backward pass).
+#pragma once
+
+#include <memory>
+
+#include "fpi/fixed_point.hpp"
+#include "fpi/nn/module.hpp"
+
+namespace fpi::nn {
+
+// One step g(x, z; θ) of a fixed-point iteration; θ are this module's parameters.
+class FixedPointMap : public Module {
+ public:
+  using Module::Module;
+  virtual Tensor step(const Tensor& x, const Tensor& z) = 0;
+};
+
+// g(x, z) = net(concat(z, x)) with the concatenation along `dim` (1: features for (N, F) states,
+// channels for (N, C, H, W) images). net must map back to the state's shape.
+class NetMap : public FixedPointMap {
+ public:
+  explicit NetMap(ModulePtr net, std::int64_t dim = 1);
+  Tensor step(const Tensor& x, const Tensor& z) override;
+  std::string extra_repr() const override;
+
+  ModulePtr net;
+
+ private:
+  std::int64_t dim_;
+};
+
+// How the energy network's output becomes one energy per sample.
+enum class EnergyReduction {
+  Sum,         // E = Σ net(concat(z, x)) over each sample's elements
+  MeanSquare,  // E = mean(net(concat(z, x))²) per sample (the paper's Bibtex FPI_GD)
+};
+
+// g(x, z) = x − γ ∇ₓE(x, z), E = reduction(net(concat(z, x))). The gradient is taken with autograd
+// inside g, so g is a gradient-descent step on any differentiable energy; its backward pass uses
+// Hessian-vector products. The map is a contraction when γ is below 2 / (the largest curvature of E).
+class EnergyDescentMap : public FixedPointMap {
+ public:
+  EnergyDescentMap(ModulePtr net, double step_size, EnergyReduction reduction = EnergyReduction::MeanSquare,
+                   std::int64_t dim = 1);
+  // One energy per sample, shape (N).
+  Tensor energy(const Tensor& x, const Tensor& z);
+  Tensor step(const Tensor& x, const Tensor& z) override;
+  std::string extra_repr() const override;
+
+  ModulePtr net;
+  double step_size;
+
+ private:
+  EnergyReduction reduction_;
+  std::int64_t dim_;
+};
+
+// x̂ = FixedPoint(z): iterates the map from zeros of shape (N, state_shape...) to its fixed point.
+class FixedPointLayer : public Module {
+ public:
+  // `state_shape` is one sample's state (e.g. {159} or {1, 40, 40}); the batch comes from z.
+  FixedPointLayer(std::shared_ptr<FixedPointMap> map, Shape state_shape, FixedPointOptions options = {});
+
+  Tensor forward(const Tensor& z) override;
+  // Starts from x0 (N, state_shape...) instead of zeros. x0 receives no gradient.
+  Tensor forward(const Tensor& z, const Tensor& x0);
+  std::string extra_repr() const override;
+
+  // Diagnostics of the last call: the forward solve at once, the backward solve once it has run.
+  const FixedPointStats& stats() const { return *stats_; }
+  FixedPointOptions& options() { return options_; }
+  const Shape& state_shape() const { return state_shape_; }
+
+  std::shared_ptr<FixedPointMap> map;
+
+ private:
+  Shape state_shape_;
+  FixedPointOptions options_;
+  std::shared_ptr<FixedPointStats> stats_;
+};
+
+}  // namespace fpi::nn

@@ -1,0 +1,131 @@
+// Power-iteration norm estimates and the LipschitzBound wrapper.
+#include "fpi/nn/contraction.hpp"
+
+#include "fpi/ops.hpp"
+
+namespace fpi::nn {
+namespace {
+
+Conv2dOptions conv_options(const Conv2dConfig& c) {
+  return {.stride_h = c.stride[0], .stride_w = c.stride[1], .pad_h = c.padding[0], .pad_w = c.padding[1],
+          .dilation_h = c.dilation[0], .dilation_w = c.dilation[1]};
+}
+
+Tensor normalized(const Tensor& t) { return t / (norm(t).item() + 1e-30); }
+
+// The adjoint of conv2d maps back to exactly (H, W): the output padding makes up what the stride rounded off.
+Tensor conv_adjoint(const Tensor& u, const Tensor& weight, const Conv2dConfig& c, std::int64_t height,
+                    std::int64_t width) {
+  const auto base = [&](std::int64_t in, int d) {
+    return (in - 1) * c.stride[d] - 2 * c.padding[d] + c.dilation[d] * (c.kernel_size[d] - 1) + 1;
+  };
+  return conv_transpose2d(u, weight, Tensor(), conv_options(c), height - base(u.size(2), 0), width - base(u.size(3), 1));
+}
+
+constexpr int kFirstUpdateSteps = 30;
+constexpr std::uint64_t kVectorSeed = 0x11b5;
+
+}  // namespace
+
+double spectral_norm(const Tensor& matrix, int iterations, Generator* generator) {
+  FPI_CHECK(matrix.dim() == 2, "spectral_norm: expected a 2-D matrix, got shape ", shape_str(matrix.shape()));
+  NoGrad no_grad;
+  Generator local(kVectorSeed);
+  const Tensor w = matrix.detach();
+  Tensor v = normalized(randn({w.size(1), 1}, w.options(), generator ? generator : &local));
+  for (int i = 0; i < iterations; ++i) v = normalized(matmul(w.t(), matmul(w, v)));
+  return norm(matmul(w, v)).item();
+}
+
+double spectral_norm(const Linear& layer, int iterations, Generator* generator) {
+  return spectral_norm(layer.weight, iterations, generator);
+}
+
+double spectral_norm(const Conv2d& layer, std::int64_t height, std::int64_t width, int iterations, Generator* generator) {
+  NoGrad no_grad;
+  Generator local(kVectorSeed);
+  const Conv2dConfig& c = layer.config();
+  const Tensor w = layer.weight.detach();
+  Tensor v = normalized(randn({1, c.in_channels, height, width}, w.options(), generator ? generator : &local));
+  for (int i = 0; i < iterations; ++i) v = normalized(conv_adjoint(conv2d(v, w, Tensor(), conv_options(c)), w, c, height, width));
+  return norm(conv2d(v, w, Tensor(), conv_options(c))).item();
+}
+
+LipschitzBound::LipschitzBound(std::shared_ptr<Linear> wrapped, double k)
+    : Module("LipschitzBound"), bound(k), linear_(std::move(wrapped)) {
+  FPI_CHECK(linear_, "LipschitzBound: the layer is null");
+  FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
+  layer = register_module("layer", linear_);
+}
+
+LipschitzBound::LipschitzBound(std::shared_ptr<Conv2d> wrapped, double k)
+    : Module("LipschitzBound"), bound(k), conv_(std::move(wrapped)) {
+  FPI_CHECK(conv_, "LipschitzBound: the layer is null");
+  FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
+  layer = register_module("layer", conv_);
+}
+
+Tensor LipschitzBound::apply(const Tensor& v, const Tensor& weight) const {
+  return linear_ ? linear(v, weight) : conv2d(v, weight, Tensor(), conv_options(conv_->config()));
+}
+
+Tensor LipschitzBound::apply_adjoint(const Tensor& u, const Tensor& weight) const {
+  if (linear_) return matmul(u, weight);
+  return conv_adjoint(u, weight, conv_->config(), input_sample_shape_[1], input_sample_shape_[2]);
+}
+
+void LipschitzBound::ensure_vectors(const Shape& input_shape) {
+  const Tensor& w = linear_ ? linear_->weight : conv_->weight;
+  const Shape sample = linear_ ? Shape{w.size(1)} : Shape(input_shape.begin() + 1, input_shape.end());
+  if (v_.defined() && sample == input_sample_shape_ && v_.dtype() == w.dtype() && v_.device() == w.device()) return;
+  NoGrad no_grad;
+  input_sample_shape_ = sample;
+  Generator gen(kVectorSeed);
+  Shape shape{1};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  v_ = normalized(randn(shape, w.options(), &gen));
+  u_ = normalized(apply(v_, w.detach()));
+  for (int i = 1; i < kFirstUpdateSteps; ++i) update();
+}
+
+void LipschitzBound::update() {
+  if (!v_.defined()) {
+    if (!linear_) return;  // a convolution's vectors wait for the first input's size
+    ensure_vectors({});
+  }
+  NoGrad no_grad;
+  const Tensor w = (linear_ ? linear_->weight : conv_->weight).detach();
+  v_ = normalized(apply_adjoint(u_, w));
+  u_ = normalized(apply(v_, w));
+}
+
+Tensor LipschitzBound::sigma_tensor() const {
+  const Tensor& w = linear_ ? linear_->weight : conv_->weight;
+  return sum(u_ * apply(v_, w));
+}
+
+double LipschitzBound::sigma() const {
+  FPI_CHECK(v_.defined(), "LipschitzBound: sigma() before the first forward or update()");
+  NoGrad no_grad;
+  return sigma_tensor().item();
+}
+
+Tensor LipschitzBound::effective_weight() const {
+  const Tensor& w = linear_ ? linear_->weight : conv_->weight;
+  FPI_CHECK(v_.defined(), "LipschitzBound: effective_weight() before the first forward or update()");
+  const Tensor s = sigma_tensor();
+  if (s.item() <= bound) return w;
+  return w * (reciprocal(s) * bound);
+}
+
+Tensor LipschitzBound::forward(const Tensor& x) {
+  ensure_vectors(x.shape());
+  if (auto_update_ && is_training() && autograd::grad_enabled()) update();
+  const Tensor w = effective_weight();
+  if (linear_) return linear(x, w, linear_->bias);
+  return conv2d(x, w, conv_->bias, conv_options(conv_->config()));
+}
+
+std::string LipschitzBound::extra_repr() const { return detail::concat("bound=", bound); }
+
+}  // namespace fpi::nn
