@@ -1,0 +1,32 @@
+// Example-based F1 for multi-label prediction, the number SPEN, ICNN, DVN and the FPI paper report on
+// Bibtex, and the threshold search those papers run on held-out predictions before reporting it.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "fpi/tensor.hpp"
+
+namespace fpi::data {
+
+// scores and targets are (examples, labels); targets hold 0 or 1. A label is predicted when its score is
+// >= threshold (SPEN's rule). Each example scores F1 = 2|P∩T| / (|P| + |T|) for its predicted set P and
+// true set T, and the result is the mean over examples.
+// An example with no true and no predicted label scores 1: SPEN's evaluation (MultiLabelEvaluation.lua)
+// adds 1e-7 to every count, which makes its precision and recall 1 there. Code built on sklearn's
+// f1_score (ICNN, DVN) scores it 0 instead. Every Bibtex example has at least one label, so the choice
+// does not change Bibtex numbers.
+double example_f1(const Tensor& scores, const Tensor& targets, double threshold = 0.5);
+
+struct ThresholdChoice {
+  double threshold = 0.0;
+  double f1 = 0.0;
+};
+
+// The threshold of `grid` with the highest example_f1 (the first such one on ties).
+ThresholdChoice best_threshold(const Tensor& scores, const Tensor& targets, std::span<const double> grid);
+
+// The grid SPEN's evaluation searches: 0, 0.01, ..., 0.05, then 0.10, 0.15, ..., 0.75.
+std::vector<double> spen_threshold_grid();
+
+}  // namespace fpi::data

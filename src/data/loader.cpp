@@ -1,0 +1,90 @@
+// TensorDataset and DataLoader: batches are gathered row by row with memcpy from contiguous CPU
+// tensors; shuffling is a Fisher–Yates pass driven by fpi::Generator, so an order depends on the seed
+// only, not on the platform's standard library.
+#include "fpi/data/loader.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <utility>
+
+namespace fpi::data {
+
+TensorDataset::TensorDataset(std::vector<Tensor> tensors) {
+  FPI_CHECK(!tensors.empty(), "TensorDataset: needs at least one tensor");
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    FPI_CHECK(t.defined(), "TensorDataset: tensor ", i, " is undefined");
+    FPI_CHECK(t.dim() >= 1, "TensorDataset: tensor ", i, " is a scalar; every tensor needs a row dimension (0)");
+    FPI_CHECK(t.device().is_cpu(), "TensorDataset: tensor ", i, " is on ", t.device().str(),
+              "; keep the dataset on the CPU and move each batch with .to(device)");
+    FPI_CHECK(t.size(0) == tensors[0].size(0), "TensorDataset: tensor ", i, " has ", t.size(0),
+              " rows but tensor 0 has ", tensors[0].size(0), "; every tensor needs the same size along dimension 0");
+    tensors_.push_back(t.detach().contiguous());
+  }
+  rows_ = tensors_[0].size(0);
+}
+
+std::vector<Tensor> TensorDataset::gather(std::span<const std::int64_t> indices) const {
+  std::vector<Tensor> out;
+  for (const Tensor& t : tensors_) {
+    Shape shape = t.shape();
+    shape[0] = static_cast<std::int64_t>(indices.size());
+    Tensor batch = empty(shape, t.options());
+    const std::size_t row_bytes = static_cast<std::size_t>(t.numel() / std::max<std::int64_t>(rows_, 1)) * dtype_size(t.dtype());
+    const auto* src = static_cast<const char*>(t.raw_data());
+    auto* dst = static_cast<char*>(batch.raw_data());
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      FPI_CHECK(indices[i] >= 0 && indices[i] < rows_, "TensorDataset::gather: row ", indices[i],
+                " is out of range for a dataset of ", rows_, " rows");
+      std::memcpy(dst + i * row_bytes, src + indices[i] * row_bytes, row_bytes);
+    }
+    out.push_back(std::move(batch));
+  }
+  return out;
+}
+
+DataLoader::DataLoader(TensorDataset dataset, DataLoaderOptions options)
+    : dataset_(std::move(dataset)), options_(options), generator_(options.seed), order_(dataset_.size()) {
+  FPI_CHECK(options_.batch_size >= 1, "DataLoader: batch_size must be at least 1, got ", options_.batch_size);
+  std::iota(order_.begin(), order_.end(), std::int64_t{0});
+}
+
+std::int64_t DataLoader::num_batches() const {
+  const std::int64_t n = dataset_.size();
+  const std::int64_t b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void DataLoader::start_epoch() {
+  if (!options_.shuffle) return;
+  std::iota(order_.begin(), order_.end(), std::int64_t{0});
+  // Fisher–Yates; the modulo bias of a 64-bit draw is about size / 2^64, negligible at any dataset size.
+  for (std::size_t i = order_.size(); i-- > 1;) {
+    std::swap(order_[i], order_[generator_.next_u64() % (i + 1)]);
+  }
+}
+
+DataLoader::Batch DataLoader::batch(std::int64_t index) const {
+  FPI_CHECK(index >= 0 && index < num_batches(), "DataLoader::batch: index ", index, " is out of range (",
+            num_batches(), " batches)");
+  const std::int64_t begin = index * options_.batch_size;
+  const std::int64_t end = std::min(begin + options_.batch_size, dataset_.size());
+  return dataset_.gather(std::span<const std::int64_t>(order_).subspan(begin, end - begin));
+}
+
+DataLoader::Iterator::Iterator(const DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) {
+  if (index_ < loader_->num_batches()) current_ = loader_->batch(index_);
+}
+
+DataLoader::Iterator& DataLoader::Iterator::operator++() {
+  if (++index_ < loader_->num_batches()) current_ = loader_->batch(index_);
+  return *this;
+}
+
+DataLoader::Iterator DataLoader::begin() {
+  start_epoch();
+  return Iterator(this, 0);
+}
+
+}  // namespace fpi::data

@@ -1,0 +1,72 @@
+// Example-based F1 on the host: both tensors are copied to float64 CPU vectors once, then each
+// threshold is one pass over (examples x labels) counting |P∩T|, |P| and |T| per example.
+#include "fpi/data/metrics.hpp"
+
+#include <cmath>
+
+namespace fpi::data {
+namespace {
+
+struct Table {
+  std::vector<double> scores;
+  std::vector<double> targets;
+  std::int64_t examples = 0;
+  std::int64_t labels = 0;
+};
+
+Table host_table(const Tensor& scores, const Tensor& targets, const char* op) {
+  FPI_CHECK(scores.defined() && targets.defined(), op, ": scores and targets must be defined tensors");
+  FPI_CHECK(scores.dim() == 2 && scores.shape() == targets.shape(), op, ": scores ", shape_str(scores.shape()),
+            " and targets ", shape_str(targets.shape()), " must both be (examples, labels)");
+  FPI_CHECK(scores.size(0) > 0, op, ": needs at least one example");
+  Table t{scores.to_vector<double>(), targets.to_vector<double>(), scores.size(0), scores.size(1)};
+  for (std::size_t i = 0; i < t.scores.size(); ++i) {
+    FPI_CHECK(!std::isnan(t.scores[i]), op, ": score (", i / t.labels, ", ", i % t.labels, ") is NaN");
+    FPI_CHECK(t.targets[i] == 0.0 || t.targets[i] == 1.0, op, ": target (", i / t.labels, ", ", i % t.labels,
+              ") is ", t.targets[i], "; targets must be 0 or 1");
+  }
+  return t;
+}
+
+double mean_f1(const Table& t, double threshold) {
+  double total = 0.0;
+  for (std::int64_t e = 0; e < t.examples; ++e) {
+    const double* s = t.scores.data() + e * t.labels;
+    const double* y = t.targets.data() + e * t.labels;
+    std::int64_t both = 0, predicted = 0, truth = 0;
+    for (std::int64_t l = 0; l < t.labels; ++l) {
+      const bool p = s[l] >= threshold;
+      const bool g = y[l] == 1.0;
+      both += p && g;
+      predicted += p;
+      truth += g;
+    }
+    total += predicted + truth == 0 ? 1.0 : 2.0 * static_cast<double>(both) / static_cast<double>(predicted + truth);
+  }
+  return total / static_cast<double>(t.examples);
+}
+
+}  // namespace
+
+double example_f1(const Tensor& scores, const Tensor& targets, double threshold) {
+  return mean_f1(host_table(scores, targets, "example_f1"), threshold);
+}
+
+ThresholdChoice best_threshold(const Tensor& scores, const Tensor& targets, std::span<const double> grid) {
+  FPI_CHECK(!grid.empty(), "best_threshold: the threshold grid is empty");
+  const Table table = host_table(scores, targets, "best_threshold");
+  ThresholdChoice best{grid[0], -1.0};
+  for (double threshold : grid) {
+    const double f1 = mean_f1(table, threshold);
+    if (f1 > best.f1) best = {threshold, f1};
+  }
+  return best;
+}
+
+std::vector<double> spen_threshold_grid() {
+  std::vector<double> grid;
+  for (int percent = 0; percent <= 75; percent += percent < 5 ? 1 : 5) grid.push_back(percent / 100.0);
+  return grid;
+}
+
+}  // namespace fpi::data
