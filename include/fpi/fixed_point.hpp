@@ -42,7 +42,7 @@ struct SolverOptions {
   bool damp_cycles = true;
   int anderson_history = 5;
   // Tikhonov term of Anderson's least-squares problem, relative to the mean diagonal of its Gram matrix.
-  double anderson_ridge = 1e-4;
+  double anderson_ridge = 1e-8;
 };
 
 enum class FixedPointBackward {
