@@ -69,9 +69,10 @@ Rows all_rows(std::int64_t n) {
   return rows;
 }
 
-// The backward FPI c ← (∂g/∂x)ᵀ c + ∇x̂L, per sample. When fewer than half of the samples the step
-// graph covers are still iterating, the graph is rebuilt on those alone, so the work per iteration
-// follows the active samples as in the forward pass.
+// The backward FPI c ← (∂g/∂x)ᵀ c + ∇x̂L, per sample, starting from each sample's forward damping
+// (the damped backward map has the spectrum of the damped forward map's linearisation at x̂, which
+// converged). When fewer than half of the samples the step graph covers are still iterating, the graph
+// is rebuilt on those alone, so the work per iteration follows the active samples as in the forward.
 Tensor implicit_solve(const Problem& p, const StepGraph& full, const Tensor& x_rows, const Tensor& gl_rows,
                       const Tensors& inputs, SolveStats& stats) {
   StepGraph current = full;
@@ -88,7 +89,10 @@ Tensor implicit_solve(const Problem& p, const StepGraph& full, const Tensor& x_r
     }
     return v + take_rows(gl_rows, rows);
   };
-  SolveResult solved = solve(map, gl_rows, p.options.backward, "fixed_point '" + p.options.name + "' backward");
+  std::vector<double> damping = p.forward_damping;
+  for (double& d : damping) d = std::min(d, p.options.backward.damping);
+  SolveResult solved =
+      solve(map, gl_rows, p.options.backward, "fixed_point '" + p.options.name + "' backward", damping);
   stats = solved.stats;
   return solved.x;
 }

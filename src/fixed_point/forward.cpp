@@ -161,7 +161,7 @@ Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t b
   if (!stats) stats = std::make_shared<FixedPointStats>();
   stats->layer = options.name;
   stats->backward = SolveStats{};
-  const Problem problem{g, batched_inputs, options, Geometry(x0.shape(), options.per_sample)};
+  Problem problem{g, batched_inputs, options, Geometry(x0.shape(), options.per_sample), {}};
   const bool recording = autograd::grad_enabled() && autograd::any_requires_grad(std::span<const Tensor>(inputs));
 
   if (recording && options.backward_mode == FixedPointBackward::Unrolled) {
@@ -177,6 +177,7 @@ Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t b
   SolveResult solved = solve(map, problem.geometry.to_rows(x0.detach()), options.forward,
                              "fixed_point '" + options.name + "' forward");
   stats->forward = solved.stats;
+  problem.forward_damping = std::move(solved.damping);
   report_nonconvergence(stats->forward, options, "forward");
   Tensor x_hat = solved.x.reshape(x0.shape());
   if (recording) attach_fixed_point_node(x_hat, problem, inputs, stats);

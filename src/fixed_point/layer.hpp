@@ -28,6 +28,7 @@ struct Problem {
   std::size_t batched = 0;
   FixedPointOptions options;
   Geometry geometry;
+  std::vector<double> forward_damping;  // per sample, where the forward solve ended
 };
 
 // Evaluates g on the given samples of a (k, width) state, checking what g returns.

@@ -116,6 +116,7 @@ class AndersonHistory {
 constexpr double kCycleRatio = 1e-3;
 constexpr int kCycleStreak = 3;
 constexpr double kMinimumDamping = 0.125;
+constexpr double kGrowthFactor = 4.0;
 
 }  // namespace
 
@@ -146,7 +147,8 @@ void validate(const SolverOptions& o, const std::string& where) {
   FPI_CHECK(o.anderson_ridge >= 0.0, where, ": anderson_ridge must be non-negative, got ", o.anderson_ridge);
 }
 
-SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what) {
+SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what,
+                  const std::vector<double>& initial_damping) {
   NoGrad no_grad;
   const auto started = std::chrono::steady_clock::now();
   const std::int64_t samples = x0.size(0);
@@ -158,19 +160,33 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
   stats.converged.assign(samples, 0);
   stats.cycled.assign(samples, 0);
   result.x = x0.detach().clone();
+  result.damping = initial_damping.empty() ? std::vector<double>(samples, options.damping) : initial_damping;
+  FPI_CHECK(static_cast<std::int64_t>(result.damping.size()) == samples, what, ": ", result.damping.size(),
+            " damping values for ", samples, " samples");
 
-  Rows rows(samples);
-  for (std::int64_t i = 0; i < samples; ++i) rows[i] = i;
+  // What the Picard safeguards track for each active sample.
+  struct RowState {
+    std::int64_t sample;
+    int cycle_streak = 0;
+    double best_residual = std::numeric_limits<double>::infinity();
+  };
+  std::vector<RowState> rows;
+  for (std::int64_t i = 0; i < samples; ++i) rows.push_back({i});
+  const auto samples_of = [&rows](const Rows& positions) {
+    Rows out;
+    for (auto j : positions) out.push_back(rows[j].sample);
+    return out;
+  };
   Tensor x = result.x.clone(), one_back, two_back;
-  std::vector<double> damping(samples, options.damping);
-  std::vector<int> streak(samples, 0);
   const bool anderson = options.solver == FixedPointSolver::Anderson;
   std::unique_ptr<AndersonHistory> history;
   if (anderson) history = std::make_unique<AndersonHistory>(options.anderson_history, x);
 
   for (int iteration = 1; iteration <= options.max_iterations && !rows.empty(); ++iteration) {
     const std::int64_t k = static_cast<std::int64_t>(rows.size());
-    const Tensor gx = map(x, rows);
+    Rows active(k);
+    for (std::int64_t j = 0; j < k; ++j) active[j] = rows[j].sample;
+    const Tensor gx = map(x, active);
     const Tensor f = gx - x;
     std::vector<Tensor> norms{sum(square(f), {1}), sum(square(x), {1}), sum(square(gx), {1})};
     if (two_back.defined()) norms.push_back(sum(square(x - two_back), {1}));
@@ -178,39 +194,44 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
 
     Rows keep, done;
     for (std::int64_t j = 0; j < k; ++j) {
-      const std::int64_t sample = rows[j];
+      RowState& row = rows[j];
       const double fn = std::sqrt(host[j]), xn = std::sqrt(host[k + j]), gn = std::sqrt(host[2 * k + j]);
       FPI_CHECK(std::isfinite(fn) && std::isfinite(gn), what, ": iteration ", iteration,
-                " produced a non-finite value (NaN or Inf) in sample ", sample,
+                " produced a non-finite value (NaN or Inf) in sample ", row.sample,
                 "; the map is diverging or its input holds NaN (check its Lipschitz constant, the learning rate and "
                 "the data)");
       const double residual = fn / std::max({xn, gn, std::numeric_limits<double>::min()});
-      stats.iterations[sample] = iteration;
-      stats.residuals[sample] = residual;
+      stats.iterations[row.sample] = iteration;
+      stats.residuals[row.sample] = residual;
       if (residual < options.tolerance && iteration >= options.min_iterations) {
-        stats.converged[sample] = 1;
+        stats.converged[row.sample] = 1;
         done.push_back(j);
         continue;
       }
       keep.push_back(j);
+      double& damping = result.damping[row.sample];
+      const bool may_damp = !anderson && options.damp_cycles;
       if (norms.size() == 4 && std::sqrt(host[3 * k + j]) <= kCycleRatio * fn) {
-        if (++streak[j] >= kCycleStreak) {
-          stats.cycled[sample] = 1;
-          streak[j] = 0;
-          if (!anderson && options.damp_cycles) damping[j] = std::max(damping[j] * 0.5, kMinimumDamping);
+        if (++row.cycle_streak >= kCycleStreak) {
+          stats.cycled[row.sample] = 1;
+          row.cycle_streak = 0;
+          if (may_damp) damping = std::max(damping * 0.5, kMinimumDamping);
         }
       } else {
-        streak[j] = 0;
+        row.cycle_streak = 0;
       }
+      // A residual that keeps growing means a Jacobian eigenvalue beyond −1 (or 1): damping shrinks
+      // the step until the damped map contracts.
+      if (may_damp && residual > kGrowthFactor * row.best_residual) {
+        damping = std::max(damping * 0.5, kMinimumDamping);
+        row.best_residual = residual;
+      }
+      row.best_residual = std::min(row.best_residual, residual);
     }
 
-    Rows done_samples;
-    for (auto j : done) done_samples.push_back(rows[j]);
-    if (!done.empty()) put_rows(result.x, done_samples, take_rows(gx, done));
+    if (!done.empty()) put_rows(result.x, samples_of(done), take_rows(gx, done));
     if (iteration == options.max_iterations || keep.empty()) {
-      Rows left;
-      for (auto j : keep) left.push_back(rows[j]);
-      if (!left.empty()) put_rows(result.x, left, take_rows(gx, keep));
+      if (!keep.empty()) put_rows(result.x, samples_of(keep), take_rows(gx, keep));
       break;
     }
 
@@ -220,7 +241,7 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
       next = history->step(x, f, options.damping, options.anderson_ridge);
     } else {
       std::vector<double> beta(k);
-      for (std::int64_t j = 0; j < k; ++j) beta[j] = damping[j];
+      for (std::int64_t j = 0; j < k; ++j) beta[j] = result.damping[rows[j].sample];
       next = x + f * from_vector(beta, Shape{k, 1}, x.options());
     }
 
@@ -231,17 +252,9 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
       if (history) history->keep(keep);
       previous = take_rows(previous, keep);
       if (before_previous.defined()) before_previous = take_rows(before_previous, keep);
-      Rows new_rows;
-      std::vector<double> new_damping;
-      std::vector<int> new_streak;
-      for (auto j : keep) {
-        new_rows.push_back(rows[j]);
-        new_damping.push_back(damping[j]);
-        new_streak.push_back(streak[j]);
-      }
-      rows = std::move(new_rows);
-      damping = std::move(new_damping);
-      streak = std::move(new_streak);
+      std::vector<RowState> kept;
+      for (auto j : keep) kept.push_back(rows[j]);
+      rows = std::move(kept);
     }
     two_back = before_previous;
     one_back = previous;

@@ -24,10 +24,14 @@ using ActiveMap = std::function<Tensor(const Tensor& x, const Rows& rows)>;
 struct SolveResult {
   Tensor x;  // (S, n): each sample's last map value g(x), the best estimate of its fixed point
   SolveStats stats;
+  std::vector<double> damping;  // each sample's Picard damping at the end (the safeguards may lower it)
 };
 
 // Iterates from x0 (S, n) under NoGrad. `what` names the solve in errors ("layer 'f' forward").
-SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what);
+// `initial_damping` (one per sample) replaces options.damping: the backward FPI starts from the
+// damping under which the forward converged, since the damped linearised map is then a contraction.
+SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what,
+                  const std::vector<double>& initial_damping = {});
 
 // Throws when options are out of range, naming `where` ("fixed_point 'f': forward").
 void validate(const SolverOptions& options, const std::string& where);

@@ -149,20 +149,30 @@ int main(int argc, char** argv) {
     data::DataLoader loader(data::TensorDataset({train.features, train.labels}),
                             {.batch_size = c.kind == Kind::Nn ? 40 : 80, .shuffle = true, .drop_last = true, .seed = 7});
     std::vector<StepRecord> records;
-    for (int epoch = 0; static_cast<int>(records.size()) < c.steps; ++epoch) {
-      for (const auto& batch : loader) {
-        if (static_cast<int>(records.size()) >= c.steps) break;
-        const auto start = Clock::now();
-        adam.zero_grad();
-        const Tensor loss = bce_loss(probabilities(c, layer->forward(batch[0])), batch[1]);
-        loss.backward();
-        if (c.kind == Kind::Nn) optim::clip_grad_norm(layer->parameters(), 1.0);
-        adam.step();
-        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-        const auto& s = layer->stats();
-        records.push_back({s.forward.mean_iterations(), s.backward.mean_iterations(), s.forward.converged_fraction(),
-                           ms, s.forward.max_iterations(), s.forward.cycle_count()});
+    std::string failure;
+    try {
+      for (int epoch = 0; static_cast<int>(records.size()) < c.steps; ++epoch) {
+        for (const auto& batch : loader) {
+          if (static_cast<int>(records.size()) >= c.steps) break;
+          const auto start = Clock::now();
+          adam.zero_grad();
+          const Tensor loss = bce_loss(probabilities(c, layer->forward(batch[0])), batch[1]);
+          loss.backward();
+          if (c.kind == Kind::Nn) optim::clip_grad_norm(layer->parameters(), 1.0);
+          adam.step();
+          const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+          const auto& s = layer->stats();
+          records.push_back({s.forward.mean_iterations(), s.backward.mean_iterations(),
+                             s.forward.converged_fraction(), ms, s.forward.max_iterations(), s.forward.cycle_count()});
+        }
       }
+    } catch (const Error& e) {
+      // A diverging solve (NaN or Inf) ends this configuration; the table says at which step.
+      failure = e.what();
+    }
+    if (records.empty()) {
+      std::printf("%-26s failed at step 1: %s\n", c.name.c_str(), failure.c_str());
+      continue;
     }
     double forward_mean = 0, backward_mean = 0, converged_mean = 0, converged_min = 1, ms = 0;
     int forward_max = 0, good = 0;
@@ -175,10 +185,12 @@ int main(int argc, char** argv) {
       forward_max = std::max(forward_max, r.forward_max);
       good += r.converged >= 0.95;
     }
-    const std::string f1 = c.evaluate ? std::to_string(test_f1(c, *layer, test)).substr(0, 6) : "-";
+    const std::string f1 =
+        c.evaluate && failure.empty() ? std::to_string(test_f1(c, *layer, test)).substr(0, 6) : "-";
     std::printf("%-26s %5zu %9.1f %7d %9.1f %8.1f%% %6.1f%% %7d %9.1f %7s\n", c.name.c_str(), records.size(),
                 forward_mean, forward_max, backward_mean, 100 * converged_mean, 100 * converged_min, good, ms,
                 f1.c_str());
+    if (!failure.empty()) std::printf("%-26s   stopped at step %zu: %s\n", "", records.size() + 1, failure.c_str());
     std::fflush(stdout);
   }
   return 0;
