@@ -9,6 +9,10 @@
 namespace fpi::backend::cuda {
 namespace {
 
+// Tripwire for new opcodes: each needs a case in apply() below, and device code gets no -Wswitch.
+static_assert(static_cast<int>(UnaryOp::NonFinite) == 18 && static_cast<int>(BinaryOp::Eq) == 10,
+              "an opcode was added or moved: give it a case in kernels/elementwise.cu, then update this check");
+
 template <int N>
 bool dense(const StridedArgs<N>& a) {
   if (a.ndim > 1) return false;
