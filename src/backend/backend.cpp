@@ -1,7 +1,7 @@
-// Device registry: maps a Device to its backend and allocator.
+// Device registry: maps a Device to its backend and allocator, and answers the public device queries.
 #include "backend/backend.hpp"
 
-#include <cstdlib>
+#include "fpi/device.hpp"
 
 #include "backend/cpu/cpu_backend.hpp"
 #ifdef FPI_WITH_CUDA
@@ -34,3 +34,17 @@ CachingAllocator& allocator_for(Device device) {
 }
 
 }  // namespace fpi::backend
+
+namespace fpi {
+
+#ifdef FPI_WITH_CUDA
+int cuda_device_count() { return backend::cuda::device_count(); }
+#else
+int cuda_device_count() { return 0; }
+#endif
+
+bool cuda_available() { return cuda_device_count() > 0; }
+
+void synchronize(Device device) { backend::backend_for(device).synchronize(); }
+
+}  // namespace fpi

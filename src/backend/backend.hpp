@@ -10,47 +10,10 @@
 #include <cstdint>
 
 #include "backend/allocator.hpp"
+#include "backend/op_codes.hpp"
 #include "fpi/tensor.hpp"
 
 namespace fpi::backend {
-
-enum class UnaryOp {
-  Neg,
-  Exp,
-  Log,
-  Sqrt,
-  Abs,
-  Sign,        // -1, 0, 1
-  Relu,
-  Step,        // 1 where x > 0 else 0: the derivative of relu
-  Sigmoid,
-  Tanh,
-  Softplus,    // log(1 + exp(x)), computed without overflow
-  Square,
-  Reciprocal,
-  PowScalar,   // x ^ a
-  AddScalar,   // x + a
-  MulScalar,   // x * a
-  Clamp,       // min(max(x, a), b)
-  InRange,     // 1 where a <= x <= b else 0: the derivative of clamp
-  NonFinite,   // 1 where x is NaN or ±Inf else 0
-};
-
-enum class BinaryOp {
-  Add,
-  Sub,
-  Mul,
-  Div,
-  Minimum,
-  Maximum,
-  Gt,  // comparisons produce 1 or 0 in the operands' dtype
-  Ge,
-  Lt,
-  Le,
-  Eq,
-};
-
-enum class ReduceOp { Sum, Max, Min };
 
 // Row-major batched GEMM: C[i] = alpha * op(A[i]) @ op(B[i]) + beta * C[i] for i < batch, where
 // op(A) is m x k and op(B) is k x n. lda/ldb/ldc are row strides of the stored matrices (elements);
