@@ -110,7 +110,7 @@ void expect_same_steps(const Options& options, DType dtype, const char* what) {
   Tensors grads;
   for (int i = 0; i < 6; ++i) grads.push_back(randn({1000}, {.dtype = dtype}, &gen) * (i == 0 ? 3.0 : 1.0));
   const auto run = [&](Device device) {
-    Tensor p = start.to(device).detach().requires_grad_();
+    Tensor p = start.to(device).clone().detach().requires_grad_();  // a CPU run must not step `start` itself
     Opt opt({p}, options);
     for (const Tensor& g : grads) {
       p.set_grad(g.to(device));
