@@ -1,6 +1,5 @@
 // CPU element-wise primitives: copy (with dtype conversion), fill, unary and binary maps.
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "backend/cpu/cpu_backend.hpp"
@@ -109,11 +108,6 @@ void binary_typed(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tenso
   fail("cpu binary: unknown op ", static_cast<int>(op));
 }
 
-void* aligned_allocate(std::size_t bytes) {
-  // 64-byte alignment keeps AVX-512 loads aligned; block sizes are multiples of 512.
-  return std::aligned_alloc(64, bytes);
-}
-
 }  // namespace
 
 void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
@@ -154,7 +148,5 @@ CpuBackend& cpu_backend() {
   static CpuBackend instance;
   return instance;
 }
-
-RawAllocator cpu_raw_allocator() { return RawAllocator{&aligned_allocate, &std::free}; }
 
 }  // namespace fpi::backend::cpu
