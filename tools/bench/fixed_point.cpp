@@ -25,6 +25,7 @@ using namespace fpi;
 using Clock = std::chrono::steady_clock;
 
 double median_ms(const std::function<void()>& f, int repeats) {
+  for (int i = 0; i < 3; ++i) f();  // warm the allocator's cache and the BLAS threads
   std::vector<double> times;
   for (int i = 0; i < repeats; ++i) {
     const auto start = Clock::now();
