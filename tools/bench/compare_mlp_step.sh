@@ -3,8 +3,11 @@
 # runs both for several rounds, interleaved and alternating which goes first, so a neighbour's load
 # hits both alike, and prints each setting's median ms/step over the rounds and the ratio fpi/torch.
 #
-# Both get the same two cores. fpi: its pool (FPI_NUM_THREADS) and OpenBLAS (OPENBLAS_NUM_THREADS)
-# at 2 each; they never run at the same time. torch is measured in the settings that matter here:
+# Both get the same two cores. fpi is measured in two settings:
+#   fpi-p2-ob2    its pool (FPI_NUM_THREADS) and OpenBLAS (OPENBLAS_NUM_THREADS) at 2 each; the two pools
+#                 take turns, never running at once (the main figure)
+#   fpi-p1-ob2    its pool at 1, OpenBLAS at 2: the thread layout of torch's t1-ob2
+# torch is measured in the settings that matter here:
 #   t1-ob2        torch.set_num_threads(1), OpenBLAS 2 threads (the fastest thread setting for linear nets)
 #   t2-ob1        torch.set_num_threads(2), OpenBLAS 1 thread
 #   t1-ob2-cache  t1-ob2 with glibc told never to return freed memory to the system
@@ -13,7 +16,7 @@
 #                 heap after every step (measured: ~6 brk calls and ~1900 page faults per step), so the
 #                 next step faults them in again. fpi's caching allocator avoids that by design; this
 #                 setting gives torch the same advantage.
-# The ratio is taken against the fastest torch setting, which is named.
+# The ratios are taken against the fastest torch setting, which is named.
 #
 #   bash tools/bench/compare_mlp_step.sh [--rounds N] [--quick]    (after building build/)
 set -euo pipefail
@@ -31,7 +34,7 @@ while [[ $# -gt 0 ]]; do
       [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "compare_mlp_step: --rounds needs a positive whole number" >&2; exit 2; }
       ROUNDS="$2"; shift 2 ;;
     --quick) QUICK=(--quick); ROUNDS=1; shift ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare_mlp_step: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,13 +44,16 @@ done
   { echo "compare_mlp_step: $PYTHON cannot import torch; install it with apt-get install python3-torch" >&2; exit 1; }
 
 NO_TRIM="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
-SETTINGS=(fpi t1-ob2 t2-ob1 t1-ob2-cache)
+FPI_SETTINGS=(fpi-p2-ob2 fpi-p1-ob2)
+TORCH_SETTINGS=(t1-ob2 t2-ob1 t1-ob2-cache)
+SETTINGS=("${FPI_SETTINGS[@]}" "${TORCH_SETTINGS[@]}")
 
 # Runs one setting and prints its median ms/step.
 run_setting() {
   local output
   case "$1" in
-    fpi) output="$(FPI_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 "$FPI_BENCH" "${QUICK[@]}")" ;;
+    fpi-p2-ob2) output="$(FPI_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 "$FPI_BENCH" "${QUICK[@]}")" ;;
+    fpi-p1-ob2) output="$(FPI_NUM_THREADS=1 OPENBLAS_NUM_THREADS=2 "$FPI_BENCH" "${QUICK[@]}")" ;;
     t1-ob2) output="$(OPENBLAS_NUM_THREADS=2 "$PYTHON" "$TORCH_BENCH" --threads 1 "${QUICK[@]}")" ;;
     t2-ob1) output="$(OPENBLAS_NUM_THREADS=1 "$PYTHON" "$TORCH_BENCH" --threads 2 "${QUICK[@]}")" ;;
     t1-ob2-cache)
@@ -77,18 +83,24 @@ for ((round = 1; round <= ROUNDS; ++round)); do
 done
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 
-fpi_ms="$(tr ' ' '\n' <<<"${TIMES[fpi]}" | grep . | median)"
+median_of() { tr ' ' '\n' <<<"${TIMES[$1]}" | grep . | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
 best_setting="" best_ms=""
-echo
-printf "%-20s %12s %10s\n" setting "median ms" "fpi/torch"
-printf "%-20s %12.3f\n" fpi "$fpi_ms"
-for setting in "${SETTINGS[@]:1}"; do
-  ms="$(tr ' ' '\n' <<<"${TIMES[$setting]}" | grep . | median)"
-  printf "%-20s %12.3f %10.3f\n" "torch $setting" "$ms" "$(awk -v a="$fpi_ms" -v b="$ms" 'BEGIN { print a / b }')"
+for setting in "${TORCH_SETTINGS[@]}"; do
+  ms="$(median_of "$setting")"
   if [[ -z "$best_ms" ]] || awk -v a="$ms" -v b="$best_ms" 'BEGIN { exit !(a < b) }'; then
     best_setting="$setting" best_ms="$ms"
   fi
 done
 echo
-printf "fpi/torch against torch's fastest setting (%s): %.3f  (below 1: fpi is faster)\n" "$best_setting" \
-  "$(awk -v a="$fpi_ms" -v b="$best_ms" 'BEGIN { print a / b }')"
+printf "%-20s %12s\n" setting "median ms"
+for setting in "${SETTINGS[@]}"; do
+  [[ "$setting" == fpi-* ]] && label="$setting" || label="torch $setting"
+  printf "%-20s %12.3f\n" "$label" "$(median_of "$setting")"
+done
+echo
+for setting in "${FPI_SETTINGS[@]}"; do
+  printf "fpi/torch, %s against torch's fastest setting (%s): %s  (below 1: fpi is faster)\n" "$setting" \
+    "$best_setting" "$(ratio "$(median_of "$setting")" "$best_ms")"
+done
