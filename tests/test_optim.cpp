@@ -77,6 +77,39 @@ TEST(Adam, Float32FollowsTheFloat64Reference) {
               {-0.04312364741869461, -1.3311826705386078, 2.02589845330964, 0.6621142142753921}, 1e-5);
 }
 
+// The 4-element runs above only reach the fused kernels' scalar tails. A parameter of 40003 elements
+// (more than one thread's share, not a multiple of any vector width) that repeats the same 4 values and
+// gradients must end with those 4 results repeated: vector bodies, tails and thread chunks all agree.
+template <class Opt, class Options>
+void expect_long_parameter_repeats_short_result(Options options, DType dtype) {
+  constexpr std::int64_t kLength = 40003;
+  const auto tiled = [&](const Tensor& four) {
+    const std::vector<double> v = four.to_vector<double>();
+    std::vector<double> out(kLength);
+    for (std::int64_t i = 0; i < kLength; ++i) out[i] = v[i % 4];
+    return from_vector(out, {kLength}, {.dtype = dtype});
+  };
+  Tensor p = tiled(initial_param()).requires_grad_();
+  Opt opt({p}, options);
+  for (int step = 0; step < kSteps; ++step) {
+    p.set_grad(tiled(grad_at(step)));
+    opt.step();
+  }
+  const std::vector<double> expected = run<Opt>(options, dtype);
+  const std::vector<double> actual = p.to_vector<double>();
+  for (std::int64_t i = 0; i < kLength; ++i) ASSERT_EQ(actual[i], expected[i % 4]) << "element " << i;
+}
+
+TEST(Optimizer, FusedUpdatesTreatEveryElementOfALongParameterAlike) {
+  for (DType dtype : {kFloat32, kFloat64}) {
+    expect_long_parameter_repeats_short_result<Adam>(AdamOptions{.lr = 0.1, .weight_decay = 0.1}, dtype);
+    expect_long_parameter_repeats_short_result<Adam>(AdamOptions{.lr = 0.1, .amsgrad = true}, dtype);
+    expect_long_parameter_repeats_short_result<AdamW>(AdamWOptions{.lr = 0.1, .weight_decay = 0.5}, dtype);
+    expect_long_parameter_repeats_short_result<SGD>(SgdOptions{.lr = 0.05, .momentum = 0.9, .nesterov = true},
+                                                    dtype);
+  }
+}
+
 TEST(Optimizer, SkipsParametersWithoutGradientAndCountsTheirStepsFromTheirFirst) {
   Tensor a = initial_param(), b = initial_param();
   Adam opt({a, b}, {.lr = 0.1});

@@ -1,6 +1,7 @@
-// The `fpi` command line. Each subcommand is one row of kCommands, so adding one (demo, train, eval)
-// means writing its function and adding its row; usage is generated from the same table. Unknown
-// subcommands and flags print usage to stderr and exit 2, as command-line tools conventionally do.
+// The `fpi` command line. Each subcommand is one row of kCommands, so adding one (train, eval) means
+// writing its function (declared in commands.hpp, defined in a file of its own) and adding its row;
+// usage is generated from the same table. Unknown subcommands and flags print usage to stderr and exit
+// 2, as command-line tools conventionally do.
 //
 // The build facts `info` prints come from CMake (tools/CMakeLists.txt) because the executable is
 // always built together with the library it reports on.
@@ -13,11 +14,12 @@
 #include <string_view>
 
 #include "backend/cpu/parallel.hpp"
+#include "commands.hpp"
 #include "fpi/tensor.hpp"
 
 namespace {
 
-constexpr int kUsageError = 2;
+using fpi_cli::kUsageError;
 
 struct Command {
   std::string_view name;
@@ -29,10 +31,11 @@ int run_info(std::span<char*> args);
 
 constexpr Command kCommands[] = {
     {"info", "version, build configuration, CPU threads, BLAS and CUDA backend", run_info},
+    {"demo", "train a small MLP on a built-in curve and watch the loss fall (demo --help)", fpi_cli::run_demo},
 };
 
 void print_usage(std::ostream& out) {
-  out << "usage: fpi <command>\n"
+  out << "usage: fpi <command> [options]\n"
          "       fpi --help | --version\n\ncommands:\n";
   for (const Command& c : kCommands)
     out << "  " << c.name << std::string(10 - c.name.size(), ' ') << c.summary << "\n";

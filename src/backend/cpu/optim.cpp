@@ -9,6 +9,37 @@
 
 namespace fpi::backend::cpu {
 
+namespace {
+
+// Adam's per-step scalars, converted to the parameter's type once.
+template <class T>
+struct AdamScalars {
+  T beta1, beta2, one_minus_beta1, one_minus_beta2, l2, decay, step_size, inv_sqrt_bc2, eps;
+};
+
+// One chunk of the update. The scalars are copied into locals and the arrays marked non-aliasing so
+// the loop vectorises (with -fno-math-errno for the sqrt); amsgrad is a template flag so the common
+// case carries no branch in its loop.
+template <class T, bool kAmsgrad>
+void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
+                std::int64_t n, const AdamScalars<T>& c) {
+  const T beta1 = c.beta1, beta2 = c.beta2, one_minus_beta1 = c.one_minus_beta1;
+  const T one_minus_beta2 = c.one_minus_beta2, l2 = c.l2, decay = c.decay, step_size = c.step_size;
+  const T inv_sqrt_bc2 = c.inv_sqrt_bc2, eps = c.eps;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T gi = g[i] + l2 * p[i];
+    const T mi = beta1 * m[i] + one_minus_beta1 * gi;
+    const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    T second = vi;
+    if constexpr (kAmsgrad) second = vmax[i] = std::max(vmax[i], vi);
+    p[i] = p[i] * decay - step_size * mi / (std::sqrt(second) * inv_sqrt_bc2 + eps);
+  }
+}
+
+}  // namespace
+
 void CpuBackend::adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                              const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamDesc& d) {
   dispatch(param.dtype(), [&]<class T>() {
@@ -17,22 +48,22 @@ void CpuBackend::adam_update(const Tensor& param, const Tensor& grad, const Tens
     T* m = static_cast<T*>(exp_avg.raw_data());
     T* v = static_cast<T*>(exp_avg_sq.raw_data());
     T* vmax = d.amsgrad ? static_cast<T*>(max_exp_avg_sq.raw_data()) : nullptr;
-    const T beta1 = d.beta1, beta2 = d.beta2, one_minus_beta1 = 1.0 - d.beta1, one_minus_beta2 = 1.0 - d.beta2;
-    const T l2 = d.decoupled_weight_decay ? 0.0 : d.weight_decay;
-    const T decay = d.decoupled_weight_decay ? 1.0 - d.lr * d.weight_decay : 1.0;
     const double bias_correction1 = 1.0 - std::pow(d.beta1, static_cast<double>(d.step));
     const double bias_correction2 = 1.0 - std::pow(d.beta2, static_cast<double>(d.step));
-    const T step_size = d.lr / bias_correction1;
-    const T inv_sqrt_bc2 = 1.0 / std::sqrt(bias_correction2);
-    const T eps = d.eps;
+    const AdamScalars<T> c{static_cast<T>(d.beta1),
+                           static_cast<T>(d.beta2),
+                           static_cast<T>(1.0 - d.beta1),
+                           static_cast<T>(1.0 - d.beta2),
+                           static_cast<T>(d.decoupled_weight_decay ? 0.0 : d.weight_decay),
+                           static_cast<T>(d.decoupled_weight_decay ? 1.0 - d.lr * d.weight_decay : 1.0),
+                           static_cast<T>(d.lr / bias_correction1),
+                           static_cast<T>(1.0 / std::sqrt(bias_correction2)),
+                           static_cast<T>(d.eps)};
     parallel_for(0, param.numel(), kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        const T gi = g[i] + l2 * p[i];
-        m[i] = beta1 * m[i] + one_minus_beta1 * gi;
-        v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
-        T second = v[i];
-        if (vmax) second = vmax[i] = std::max(vmax[i], v[i]);
-        p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(second) * inv_sqrt_bc2 + eps);
+      if (vmax) {
+        adam_chunk<T, true>(p + b, g + b, m + b, v + b, vmax + b, e - b, c);
+      } else {
+        adam_chunk<T, false>(p + b, g + b, m + b, v + b, nullptr, e - b, c);
       }
     });
   });
