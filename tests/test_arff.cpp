@@ -13,6 +13,7 @@
 
 #include "fpi/data/arff.hpp"
 #include "fpi/ops.hpp"
+#include "test_util.hpp"
 
 namespace fpi::data {
 namespace {
@@ -37,15 +38,7 @@ class TempFile {
   std::string path_;
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an fpi::Error";
-  return "";
-}
+using testing::error_of;
 
 // Reads `text` and expects an error that names the file and `line` and contains `fragment`.
 void expect_arff_error(const std::string& text, int line, const std::string& fragment, ArffReadOptions options = {}) {

@@ -4,21 +4,14 @@
 
 #include "fpi/ops.hpp"
 #include "gradcheck.hpp"
+#include "test_util.hpp"
 
 namespace fpi {
 namespace {
 
 const TensorOptions kF64Grad{.dtype = kFloat64, .requires_grad = true};
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 TEST(Autograd, BackwardAccumulatesIntoLeaves) {
   Tensor x = tensor({1.0, 2.0}, kF64Grad);

@@ -10,6 +10,7 @@
 #include "backend/backend.hpp"
 #include "cuda_testing.hpp"
 #include "fpi/generator.hpp"
+#include "test_util.hpp"
 
 namespace fpi {
 namespace {
@@ -21,15 +22,7 @@ using testing::CudaTest;
 using testing::kGpu;
 using testing::matches_cpu;
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -7,6 +7,7 @@
 
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
+#include "test_util.hpp"
 
 namespace fpi::nn {
 namespace {
@@ -44,14 +45,7 @@ std::vector<std::string> names_of(const NamedTensors& list) {
   return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Module, NestedParametersHaveDottedNames) {
   auto net = std::make_shared<Net>();

@@ -7,21 +7,14 @@
 
 #include "fpi/generator.hpp"
 #include "fpi/ops.hpp"
+#include "test_util.hpp"
 
 namespace fpi {
 namespace {
 
 std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 TEST(Tensor, FactoriesFillAndConvert) {
   EXPECT_EQ(values(zeros({2, 2})), (std::vector<double>{0, 0, 0, 0}));

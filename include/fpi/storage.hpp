@@ -12,7 +12,7 @@ namespace fpi {
 
 struct AllocatorStats {
   std::size_t bytes_in_use = 0;       // bytes of live blocks (rounded to the allocator's size classes)
-  std::size_t peak_bytes_in_use = 0;  // maximum of bytes_in_use since the last reset_peak_bytes()
+  std::size_t peak_bytes_in_use = 0;  // maximum of bytes_in_use since the last reset_allocator_stats()
   std::size_t bytes_cached = 0;       // bytes held in free lists, ready for reuse
   std::uint64_t requests = 0;         // allocations asked of the allocator
   std::uint64_t system_allocations = 0;  // allocations that had to go to the system (malloc, cudaMalloc)

@@ -10,13 +10,21 @@
 
 namespace fpi::backend {
 
+#ifndef FPI_WITH_CUDA
+namespace {
+[[noreturn]] void no_cuda_backend(Device device) {
+  fail("device ", device.str(), " was requested, but this build of fpi has no CUDA backend (configure with ",
+       "-DFPI_CUDA=ON on a machine with the CUDA Toolkit)");
+}
+}  // namespace
+#endif
+
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu::cpu_backend();
 #ifdef FPI_WITH_CUDA
   return cuda::cuda_backend(device.index);
 #else
-  fail("device ", device.str(), " was requested, but this build of fpi has no CUDA backend (configure with ",
-       "-DFPI_CUDA=ON on a machine with the CUDA Toolkit)");
+  no_cuda_backend(device);
 #endif
 }
 
@@ -28,8 +36,7 @@ CachingAllocator& allocator_for(Device device) {
 #ifdef FPI_WITH_CUDA
   return cuda::cuda_allocator(device.index);
 #else
-  fail("device ", device.str(), " was requested, but this build of fpi has no CUDA backend (configure with ",
-       "-DFPI_CUDA=ON on a machine with the CUDA Toolkit)");
+  no_cuda_backend(device);
 #endif
 }
 
