@@ -38,6 +38,28 @@ void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __re
   }
 }
 
+// SGD's chunk, with the same care as Adam's: the momentum variant is chosen outside the loop.
+enum class Momentum { None, First, Heavy, Nesterov, NesterovFirst };
+
+template <class T, Momentum kMomentum>
+void sgd_chunk(T* __restrict p, const T* __restrict g, T* __restrict buf, std::int64_t n, T lr, T wd, T mu,
+               T damp) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    T gi = g[i] + wd * p[i];
+    if constexpr (kMomentum == Momentum::First || kMomentum == Momentum::NesterovFirst) {
+      buf[i] = gi;
+    } else if constexpr (kMomentum != Momentum::None) {
+      buf[i] = mu * buf[i] + damp * gi;
+    }
+    if constexpr (kMomentum == Momentum::Nesterov || kMomentum == Momentum::NesterovFirst) {
+      gi = gi + mu * buf[i];
+    } else if constexpr (kMomentum != Momentum::None) {
+      gi = buf[i];
+    }
+    p[i] -= lr * gi;
+  }
+}
+
 }  // namespace
 
 void CpuBackend::adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
@@ -71,20 +93,24 @@ void CpuBackend::adam_update(const Tensor& param, const Tensor& grad, const Tens
 
 void CpuBackend::sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                             const SgdDesc& d) {
+  const Momentum kind = d.momentum == 0.0 ? Momentum::None
+                        : d.nesterov       ? (d.first_step ? Momentum::NesterovFirst : Momentum::Nesterov)
+                                           : (d.first_step ? Momentum::First : Momentum::Heavy);
   dispatch(param.dtype(), [&]<class T>() {
     T* p = static_cast<T*>(param.raw_data());
     const T* g = static_cast<const T*>(grad.raw_data());
-    T* buf = d.momentum != 0.0 ? static_cast<T*>(momentum_buffer.raw_data()) : nullptr;
+    T* buf = kind == Momentum::None ? nullptr : static_cast<T*>(momentum_buffer.raw_data());
     const T lr = d.lr, wd = d.weight_decay, mu = d.momentum, damp = 1.0 - d.dampening;
-    const bool first = d.first_step, nesterov = d.nesterov;
     parallel_for(0, param.numel(), kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        T gi = g[i] + wd * p[i];
-        if (buf) {
-          buf[i] = first ? gi : mu * buf[i] + damp * gi;
-          gi = nesterov ? gi + mu * buf[i] : buf[i];
-        }
-        p[i] -= lr * gi;
+      T* chunk_buf = buf ? buf + b : nullptr;
+      switch (kind) {
+        case Momentum::None: return sgd_chunk<T, Momentum::None>(p + b, g + b, chunk_buf, e - b, lr, wd, mu, damp);
+        case Momentum::First: return sgd_chunk<T, Momentum::First>(p + b, g + b, chunk_buf, e - b, lr, wd, mu, damp);
+        case Momentum::Heavy: return sgd_chunk<T, Momentum::Heavy>(p + b, g + b, chunk_buf, e - b, lr, wd, mu, damp);
+        case Momentum::Nesterov:
+          return sgd_chunk<T, Momentum::Nesterov>(p + b, g + b, chunk_buf, e - b, lr, wd, mu, damp);
+        case Momentum::NesterovFirst:
+          return sgd_chunk<T, Momentum::NesterovFirst>(p + b, g + b, chunk_buf, e - b, lr, wd, mu, damp);
       }
     });
   });
