@@ -125,8 +125,8 @@ void pad_image(const Shifted& g, const T* src, T* dst) {
         for (std::int64_t c = 0; c < wp; ++c) dst[c] = T(0);
         continue;
       }
-      const T* in = src + (plane * h + sr) * w - pad_w;
-      for (std::int64_t c = 0; c < wp; ++c) dst[c] = c >= c0 && c < c1 ? in[c] : T(0);
+      const T* in = src + (plane * h + sr) * w;
+      for (std::int64_t c = 0; c < wp; ++c) dst[c] = c >= c0 && c < c1 ? in[c - pad_w] : T(0);
     }
   }
 }
@@ -300,6 +300,17 @@ void transpose_gradient(const T* gy, const Conv2dDesc& d, const Plan& p, std::in
   }
 }
 
+// gyg[m, q] = gy[m, oh, ow] for one image at grid position q, zero elsewhere up to `length`.
+template <class T>
+void grid_gradient(const T* gy, const Conv2dDesc& d, const Plan& p, std::int64_t length, T* gyg) {
+  for (std::int64_t m = 0; m < d.out_channels; ++m, gyg += length) {
+    for (std::int64_t q = 0; q < length; ++q) {
+      const std::int64_t oh = q / p.grid_w, ow = q % p.grid_w;
+      gyg[q] = q < p.grid && ow < d.out_w ? gy[(m * d.out_h + oh) * d.out_w + ow] : T(0);
+    }
+  }
+}
+
 // acc[k, m] += sum_{q < depth} src[rows[k] + q] gyt[q, m] for all taps k and the vectors of output
 // channels starting at m0.
 template <class TileT, class T>
@@ -318,35 +329,53 @@ void accumulate_filter(const T* src, const std::int64_t* rows, std::int64_t k_ro
 template <class T>
 void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const TensorOptions& options) {
   const std::int64_t k_rows = d.in_channels * d.kernel_h * d.kernel_w, out_image = d.out_channels * d.out_h * d.out_w;
-  const std::int64_t channels = round_up(std::max<std::int64_t>(d.out_channels, 1), kLanes<T>);
   Plan p = forward_plan<T>(d);
   // Tiles past the last tap repeat it (at most 12 rows a tile); their sums are never read.
   const std::int64_t padded_rows = k_rows + 12;
   p.rows.resize(padded_rows, p.rows.empty() ? 0 : p.rows.back());
+  // Output channels go in the vector, rounded up to whole vectors, unless that would more than
+  // double the work: then dot products over positions, one chunk per image.
+  const bool dot = 2 * d.out_channels <= kLanes<T>;
+  const std::int64_t channels = dot ? d.out_channels : round_up(std::max<std::int64_t>(d.out_channels, 1), kLanes<T>);
   // A chunk of gyt rows is reused by every tap tile: about 32 KiB, to stay in the L1 cache.
-  const std::int64_t chunk = std::max<std::int64_t>(8, 8192 / channels), chunks = ceil_div(p.grid, chunk);
-  std::vector<std::int64_t> gyt_rows(chunk);
-  for (std::int64_t q = 0; q < chunk; ++q) gyt_rows[q] = q * channels;
+  const std::int64_t chunk = dot ? round_up(p.grid, kLanes<T>) : std::max<std::int64_t>(8, 8192 / channels);
+  const std::int64_t chunks = ceil_div(p.grid, chunk);
+  std::vector<std::int64_t> gyt_rows(dot ? 0 : chunk);
+  for (std::size_t q = 0; q < gyt_rows.size(); ++q) gyt_rows[q] = static_cast<std::int64_t>(q) * channels;
 
-  const std::int64_t threads = num_threads(), sums_size = padded_rows * channels, gyt_size = p.grid * channels;
+  const std::int64_t threads = num_threads(), sums_size = padded_rows * channels;
+  const std::int64_t gy_size = dot ? channels * chunk : p.grid * channels;
   Tensor sums = zeros({threads * sums_size}, options);
-  Tensor scratch = empty({threads * (p.scratch_size + gyt_size)}, options);
+  Tensor scratch = empty({threads * (p.scratch_size + gy_size)}, options);
   for_each_thread(d.batch * chunks, d.batch * k_rows * channels * p.grid, [&](std::int64_t t, std::int64_t b, std::int64_t e) {
-    T* src = static_cast<T*>(scratch.raw_data()) + t * (p.scratch_size + gyt_size);
-    T* gyt = src + p.scratch_size;
+    T* src = static_cast<T*>(scratch.raw_data()) + t * (p.scratch_size + gy_size);
+    T* g = src + p.scratch_size;
     T* acc = static_cast<T*>(sums.raw_data()) + t * sums_size;
     for (std::int64_t item = b, filled = -1; item < e; ++item) {
       const std::int64_t n = item / chunks, q0 = item % chunks * chunk, depth = std::min(chunk, p.grid - q0);
       if (n != filled) {
         fill_source(p, x + n * p.in_image, src);
-        transpose_gradient(gy + n * out_image, d, p, channels, gyt);
+        if (dot)
+          grid_gradient(gy + n * out_image, d, p, chunk, g);
+        else
+          transpose_gradient(gy + n * out_image, d, p, channels, g);
         filled = n;
       }
-      const T* g = gyt + q0 * channels;
+      if (dot) {
+        conv::DotTile<T, 12> tile;
+        for (std::int64_t m = 0; m < channels; ++m) {
+          for (std::int64_t k0 = 0; k0 < k_rows; k0 += tile.rows) {
+            tile.zero();
+            tile.multiply(chunk, src, p.rows.data() + k0, g + m * chunk);
+            for (int k = 0; k < tile.rows; ++k) acc[(k0 + k) * channels + m] += tile.sum(k);
+          }
+        }
+        continue;
+      }
       for (std::int64_t m0 = 0; m0 < channels; m0 += 4 * kLanes<T>) {
         const auto block = [&]<int NV>() {
-          accumulate_filter<conv::TallTile<T, NV>>(src + q0, p.rows.data(), k_rows, g, gyt_rows.data(), depth, m0,
-                                                   channels, acc);
+          accumulate_filter<conv::TallTile<T, NV>>(src + q0, p.rows.data(), k_rows, g + q0 * channels,
+                                                   gyt_rows.data(), depth, m0, channels, acc);
         };
         switch ((channels - m0) / kLanes<T>) {
           case 1: block.template operator()<1>(); break;

@@ -100,6 +100,39 @@ struct Tile {
   }
 };
 
+// MR dot products with the positions in the vector, for reductions whose other side is too narrow
+// to fill a vector (a convolution with one output channel): acc[m] += a_m[q..] * b[q..] lane-wise
+// over q = 0, lanes, ... < depth, and sum(m) adds the lanes up at the end.
+template <class T, int MR>
+struct DotTile {
+  static constexpr int rows = MR;
+  Vec<T> acc[MR];
+
+  void zero() {
+    for (auto& v : acc) v = Vec<T>{};
+  }
+
+  void multiply(std::int64_t depth, const T* a, const std::int64_t* a_rows, const T* b) {
+    const T* a_row[MR];
+    for (int m = 0; m < MR; ++m) a_row[m] = a + a_rows[m];
+    for (std::int64_t q = 0; q < depth; q += kLanes<T>) {
+      Vec<T> bq;
+      load(bq, b + q);
+      for (int m = 0; m < MR; ++m) {
+        Vec<T> am;
+        load(am, a_row[m] + q);
+        acc[m] += am * bq;
+      }
+    }
+  }
+
+  T sum(int m) const {
+    T total = 0;
+    for (int l = 0; l < kLanes<T>; ++l) total += acc[m][l];
+    return total;
+  }
+};
+
 // NV vectors per row and as many rows as the register budget allows; at most 12, because with few
 // vectors per row the broadcasts, not the registers, become the limit.
 template <class T, int NV>
