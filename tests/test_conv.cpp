@@ -38,7 +38,8 @@ std::string name(const Case& c) {
 }
 
 // Every backend path: stride-1 padded sources (tile edges in rows and on the grid, 1x1 kernels,
-// padding beyond the kernel's reach so the input-gradient source crops), im2col for other strides,
+// rows sharing their padding with the next row's, padding beyond the kernel's reach so the
+// input-gradient source crops), im2col for other strides,
 // C_in = 1 and C_out = 1, batch 1 and larger, channel counts of 1 to 5 vectors.
 const std::vector<Case> kCases = {
     {2, 3, 5, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},
@@ -49,6 +50,8 @@ const std::vector<Case> kCases = {
     {1, 17, 19, 5, 6, 1, 1, 1, 1, 0, 0, 1, 1},
     {2, 3, 4, 5, 5, 1, 1, 1, 1, 1, 1, 1, 1},
     {2, 5, 6, 6, 7, 2, 2, 1, 1, 2, 2, 1, 1},
+    {2, 3, 4, 9, 10, 3, 3, 1, 1, 2, 3, 2, 2},
+    {1, 2, 3, 5, 6, 3, 3, 1, 1, 3, 3, 1, 1},
     {2, 20, 33, 13, 21, 3, 3, 1, 1, 1, 1, 1, 1},
     {1, 9, 80, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1},
     {2, 70, 17, 4, 9, 3, 1, 1, 1, 1, 0, 1, 1},

@@ -36,11 +36,12 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 declare -A fpi torch
 for ((r = 1; r <= runs; ++r)); do
-  out=$("$bench" --no-layers "${args[@]}")
+  out=$("$bench" --no-layers "${args[@]}") || { echo "$out"; echo "compare_conv_net: bench_conv_net failed" >&2; exit 1; }
   ((r == 1)) && echo "$out" | head -1
   for k in step forward backward; do fpi[$k]+="$(echo "$out" | field "$k") "; done
   # torch's own intra-op pool is the only pool on its side: OpenBLAS stays at one thread there too.
-  out=$(OPENBLAS_NUM_THREADS=1 "$python" tools/bench/torch_conv_net.py --threads "$threads" --no-layers "${args[@]}")
+  out=$(OPENBLAS_NUM_THREADS=1 "$python" tools/bench/torch_conv_net.py --threads "$threads" --no-layers "${args[@]}") ||
+    { echo "compare_conv_net: torch_conv_net.py failed" >&2; exit 1; }
   ((r == 1)) && echo "$out" | head -1
   for k in step forward backward; do torch[$k]+="$(echo "$out" | field "$k") "; done
 done
