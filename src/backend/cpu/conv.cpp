@@ -291,19 +291,21 @@ void backward_data(const T* gy, const T* w, T* gx, const Conv2dDesc& d, const Te
   });
 }
 
-// gyt[q, m] = gy[m, oh, ow] for one image at grid position q = oh * grid_w + ow; zero in the grid's
-// extra columns and in the channels that round a row up to whole vectors.
+// gyt[q - q0, m] = gy[m, oh, ow] for grid positions q0 <= q < q0 + depth of one image, q = oh * grid_w
+// + ow; zero in the grid's extra columns and in the channels that round a row up to whole vectors.
+// Built one chunk at a time, just before the tiles read it, so it never leaves the L1 cache.
 template <class T>
-void transpose_gradient(const T* gy, const Conv2dDesc& d, const Plan& p, std::int64_t channels, T* gyt) {
-  const std::int64_t out_h = d.out_h, out_w = d.out_w, grid_w = p.grid_w, live = d.out_channels;
-  const std::int64_t plane = out_h * out_w;
-  for (std::int64_t oh = 0; oh < out_h; ++oh) {
-    const T* in = gy + oh * out_w;
-    // Each output line is written whole; the input lines it reads stay in L1 across the row.
-    for (std::int64_t ow = 0; ow < out_w; ++ow, gyt += channels)
-      for (std::int64_t m = 0; m < channels; ++m) gyt[m] = m < live ? in[m * plane + ow] : T(0);
-    for (std::int64_t i = 0; i < (grid_w - out_w) * channels; ++i) gyt[i] = T(0);
-    gyt += (grid_w - out_w) * channels;
+void transpose_gradient(const T* gy, const Conv2dDesc& d, const Plan& p, std::int64_t q0, std::int64_t depth,
+                        std::int64_t channels, T* gyt) {
+  const std::int64_t out_w = d.out_w, grid_w = p.grid_w, live = d.out_channels, plane = d.out_h * d.out_w;
+  for (std::int64_t q = q0; q < q0 + depth; ++q, gyt += channels) {
+    const std::int64_t oh = q / grid_w, ow = q % grid_w;
+    if (ow >= out_w) {
+      for (std::int64_t m = 0; m < channels; ++m) gyt[m] = T(0);
+      continue;
+    }
+    const T* in = gy + oh * out_w + ow;
+    for (std::int64_t m = 0; m < channels; ++m) gyt[m] = m < live ? in[m * plane] : T(0);
   }
 }
 
@@ -351,7 +353,7 @@ void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const 
   for (std::size_t q = 0; q < gyt_rows.size(); ++q) gyt_rows[q] = static_cast<std::int64_t>(q) * channels;
 
   const std::int64_t threads = num_threads(), sums_size = padded_rows * channels;
-  const std::int64_t gy_size = dot ? channels * chunk : p.grid * channels;
+  const std::int64_t gy_size = channels * chunk;
   Tensor sums = zeros({threads * sums_size}, options);
   Tensor scratch = empty({threads * (p.scratch_size + gy_size)}, options);
   for_each_thread(d.batch * chunks, d.batch * k_rows * channels * p.grid, [&](std::int64_t t, std::int64_t b, std::int64_t e) {
@@ -362,10 +364,7 @@ void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const 
       const std::int64_t n = item / chunks, q0 = item % chunks * chunk, depth = std::min(chunk, p.grid - q0);
       if (n != filled) {
         fill_source(p, x + n * p.in_image, src);
-        if (dot)
-          grid_gradient(gy + n * out_image, d, p, chunk, g);
-        else
-          transpose_gradient(gy + n * out_image, d, p, channels, g);
+        if (dot) grid_gradient(gy + n * out_image, d, p, chunk, g);
         filled = n;
       }
       if (dot) {
@@ -379,9 +378,10 @@ void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const 
         }
         continue;
       }
+      transpose_gradient(gy + n * out_image, d, p, q0, depth, channels, g);
       for (std::int64_t m0 = 0; m0 < channels; m0 += 4 * kLanes<T>) {
         const auto block = [&]<int NV>() {
-          accumulate_filter<conv::TallTile<T, NV>>(src + q0, p.rows.data(), k_rows, g + q0 * channels,
+          accumulate_filter<conv::TallTile<T, NV>>(src + q0, p.rows.data(), k_rows, g,
                                                    gyt_rows.data(), depth, m0, channels, acc);
         };
         switch ((channels - m0) / kLanes<T>) {
