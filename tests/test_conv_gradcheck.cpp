@@ -52,7 +52,8 @@ struct Problem {
 
 std::vector<Problem> problems() {
   const fpi::Conv2dOptions same{.pad_h = 1, .pad_w = 1};
-  const fpi::Conv2dOptions strided{.stride_h = 1, .stride_w = 2, .pad_h = 2, .pad_w = 1, .dilation_h = 2, .dilation_w = 1};
+  const fpi::Conv2dOptions strided{
+      .stride_h = 1, .stride_w = 2, .pad_h = 2, .pad_w = 1, .dilation_h = 2, .dilation_w = 1};
   const fpi::Conv2dOptions up{.stride_h = 2, .stride_w = 3, .pad_h = 1, .pad_w = 0, .dilation_h = 1, .dilation_w = 2};
   return {
       {"conv2d 3x3 same", {2, 2, 5, 6}, {3, 2, 3, 3}, {3},

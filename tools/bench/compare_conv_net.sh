@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs bench_conv_net and its PyTorch twin on the same cores and prints fpi/torch for the step,
 # forward and backward. Both sides get the same number of cores (default 2): torch through
-# torch.set_num_threads, fpi through its own pool (FPI_NUM_THREADS) with OpenBLAS single-threaded
-# (OPENBLAS_NUM_THREADS=1; the fpi convolution parallelises over its pool), unless the caller sets them.
+# torch.set_num_threads with OpenBLAS at one thread (measured here: torch at 2 threads with OpenBLAS
+# also at 2 oversubscribes the cores and runs the step 2x slower), fpi through its own pool
+# (FPI_NUM_THREADS). fpi's convolutions do not call OpenBLAS, so OPENBLAS_NUM_THREADS does not
+# change fpi's time; it is set to 1 too so that neither side keeps a second pool. Variables already
+# set by the caller win.
 #
 #   tools/bench/compare_conv_net.sh [--threads N] [--runs R] [bench arguments, e.g. --quick]
 #
@@ -36,11 +39,11 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 declare -A fpi torch
 for ((r = 1; r <= runs; ++r)); do
-  out=$("$bench" --no-layers "${args[@]}") || { echo "$out"; echo "compare_conv_net: bench_conv_net failed" >&2; exit 1; }
+  out=$("$bench" --no-layers "${args[@]}") ||
+    { echo "$out"; echo "compare_conv_net: bench_conv_net failed" >&2; exit 1; }
   ((r == 1)) && echo "$out" | head -1
   for k in step forward backward; do fpi[$k]+="$(echo "$out" | field "$k") "; done
-  # torch's own intra-op pool is the only pool on its side: OpenBLAS stays at one thread there too.
-  out=$(OPENBLAS_NUM_THREADS=1 "$python" tools/bench/torch_conv_net.py --threads "$threads" --no-layers "${args[@]}") ||
+  out=$("$python" tools/bench/torch_conv_net.py --threads "$threads" --no-layers "${args[@]}") ||
     { echo "compare_conv_net: torch_conv_net.py failed" >&2; exit 1; }
   ((r == 1)) && echo "$out" | head -1
   for k in step forward backward; do torch[$k]+="$(echo "$out" | field "$k") "; done

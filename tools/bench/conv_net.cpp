@@ -95,7 +95,8 @@ std::vector<Layer> make_net(const Config& c, fpi::Generator& gen) {
     const std::int64_t in = l == 0 ? 1 : c.width, out = l + 1 == c.depth ? 1 : c.width;
     const double bound = 1.0 / std::sqrt(static_cast<double>(in * 9));
     const fpi::TensorOptions opts{.dtype = c.dtype};
-    Layer layer{fpi::uniform({out, in, 3, 3}, -bound, bound, opts, &gen), fpi::uniform({out}, -bound, bound, opts, &gen)};
+    Layer layer{fpi::uniform({out, in, 3, 3}, -bound, bound, opts, &gen),
+                fpi::uniform({out}, -bound, bound, opts, &gen)};
     layer.weight.requires_grad_();
     layer.bias.requires_grad_();
     net.push_back(std::move(layer));

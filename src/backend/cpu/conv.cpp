@@ -93,7 +93,8 @@ Plan shifted_plan(const Shifted& g) {
   p.grid = g.out_h * wp;
   for (std::int64_t c = 0; c < g.channels; ++c)
     for (std::int64_t i = 0; i < g.kernel_h; ++i)
-      for (std::int64_t j = 0; j < g.kernel_w; ++j) p.rows.push_back(c * hp * wp + i * g.dilation_h * wp + j * g.dilation_w);
+      for (std::int64_t j = 0; j < g.kernel_w; ++j)
+        p.rows.push_back(c * hp * wp + i * g.dilation_h * wp + j * g.dilation_w);
   return p;
 }
 
@@ -190,7 +191,8 @@ void store_on_grid(const TileT& tile, std::int64_t m0, std::int64_t rows, std::i
     if (q >= p.grid) return;
     const std::int64_t oh = q / p.grid_w, ow = q % p.grid_w;
     if (ow + kLanes<T> <= out_w) {
-      for (std::int64_t m = 0; m < live_rows; ++m) conv::store(out + (m0 + m) * plane + oh * out_w + ow, tile.acc[m][j]);
+      for (std::int64_t m = 0; m < live_rows; ++m)
+        conv::store(out + (m0 + m) * plane + oh * out_w + ow, tile.acc[m][j]);
       continue;
     }
     struct Run {
@@ -225,7 +227,7 @@ void grid_product(const Plan& p, const T* input, std::int64_t images, const T* a
   std::vector<std::int64_t> a_rows(round_up(rows, TileT::rows));
   for (std::size_t m = 0; m < a_rows.size(); ++m) a_rows[m] = std::min<std::int64_t>(m, rows - 1) * depth;
   Tensor scratch = empty({num_threads() * p.scratch_size}, options);
-  for_each_thread(images * tiles, images * rows * depth * p.grid, [&](std::int64_t t, std::int64_t b, std::int64_t e) {
+  const auto work = [&](std::int64_t t, std::int64_t b, std::int64_t e) {
     T* src = static_cast<T*>(scratch.raw_data()) + t * p.scratch_size;
     TileT tile;
     for (std::int64_t item = b, filled = -1; item < e; ++item) {
@@ -237,7 +239,8 @@ void grid_product(const Plan& p, const T* input, std::int64_t images, const T* a
         store_on_grid(tile, m0, rows, q0, p, out + n * rows * plane, out_w, plane);
       }
     }
-  });
+  };
+  for_each_thread(images * tiles, images * rows * depth * p.grid, work);
 }
 
 // Tall tiles of three vectors for many output rows; for one to three rows (a net's last layer), one
@@ -266,7 +269,8 @@ void backward_data(const T* gy, const T* w, T* gx, const Conv2dDesc& d, const Te
     T* f = static_cast<T*>(flipped.raw_data());
     for (std::int64_t c = 0; c < d.in_channels; ++c)
       for (std::int64_t m = 0; m < d.out_channels; ++m)
-        for (std::int64_t t = 0; t < taps; ++t) f[(c * d.out_channels + m) * taps + t] = w[(m * d.in_channels + c) * taps + taps - 1 - t];
+        for (std::int64_t t = 0; t < taps; ++t)
+          f[(c * d.out_channels + m) * taps + t] = w[(m * d.in_channels + c) * taps + taps - 1 - t];
     const Plan p = shifted_plan<T>({d.out_channels, d.out_h, d.out_w, d.dilation_h * (d.kernel_h - 1) - d.pad_h,
                                     d.dilation_w * (d.kernel_w - 1) - d.pad_w, d.kernel_h, d.kernel_w, d.dilation_h,
                                     d.dilation_w, d.in_h, d.in_w});
@@ -282,13 +286,14 @@ void backward_data(const T* gy, const T* w, T* gx, const Conv2dDesc& d, const Te
   const Plan p = shifted_plan<T>({d.out_channels, d.out_h, d.out_w, 0, 0, 1, 1, 1, 1, d.out_h, d.out_w});
   const std::int64_t col_size = k_rows * p.grid, in_image = d.in_channels * d.in_h * d.in_w;
   Tensor cols = empty({num_threads() * col_size}, options);
-  for_each_thread(d.batch, d.batch * k_rows * d.out_channels * p.grid, [&](std::int64_t t, std::int64_t b, std::int64_t e) {
+  const auto work = [&](std::int64_t t, std::int64_t b, std::int64_t e) {
     T* col = static_cast<T*>(cols.raw_data()) + t * col_size;
     for (std::int64_t n = b; n < e; ++n) {
       grid_product(p, gy + n * p.in_image, 1, wt, k_rows, col, d.out_w, options);
       col2im(d, col, gx + n * in_image);
     }
-  });
+  };
+  for_each_thread(d.batch, d.batch * k_rows * d.out_channels * p.grid, work);
 }
 
 // gyt[q - q0, m] = gy[m, oh, ow] for grid positions q0 <= q < q0 + depth of one image, q = oh * grid_w
@@ -321,17 +326,48 @@ void grid_gradient(const T* gy, const Conv2dDesc& d, const Plan& p, std::int64_t
 }
 
 // acc[k, m] += sum_{q < depth} src[rows[k] + q] gyt[q, m] for all taps k and the vectors of output
-// channels starting at m0.
-template <class TileT, class T>
+// channels starting at m0, with tiles of NV vectors.
+template <class T, int NV>
 void accumulate_filter(const T* src, const std::int64_t* rows, std::int64_t k_rows, const T* gyt,
-                       const std::int64_t* gyt_rows, std::int64_t depth, std::int64_t m0, std::int64_t channels, T* acc) {
-  TileT tile;
-  for (std::int64_t k0 = 0; k0 < k_rows; k0 += TileT::rows) {
-    for (int k = 0; k < TileT::rows; ++k)
-      for (int j = 0; j < TileT::vectors; ++j) conv::load(tile.acc[k][j], acc + (k0 + k) * channels + m0 + j * kLanes<T>);
+                       const std::int64_t* gyt_rows, std::int64_t depth, std::int64_t m0, std::int64_t channels,
+                       T* acc) {
+  conv::TallTile<T, NV> tile;
+  for (std::int64_t k0 = 0; k0 < k_rows; k0 += tile.rows) {
+    T* sums = acc + k0 * channels + m0;
+    for (int k = 0; k < tile.rows; ++k)
+      for (int j = 0; j < NV; ++j) conv::load(tile.acc[k][j], sums + k * channels + j * kLanes<T>);
     tile.multiply(depth, src, rows + k0, gyt + m0, gyt_rows);
-    for (int k = 0; k < TileT::rows; ++k)
-      for (int j = 0; j < TileT::vectors; ++j) conv::store(acc + (k0 + k) * channels + m0 + j * kLanes<T>, tile.acc[k][j]);
+    for (int k = 0; k < tile.rows; ++k)
+      for (int j = 0; j < NV; ++j) conv::store(sums + k * channels + j * kLanes<T>, tile.acc[k][j]);
+  }
+}
+
+// The same for all output channels, four vectors at a time.
+template <class T>
+void accumulate_filter(const T* src, const std::int64_t* rows, std::int64_t k_rows, const T* gyt,
+                       const std::int64_t* gyt_rows, std::int64_t depth, std::int64_t channels, T* acc) {
+  for (std::int64_t m0 = 0; m0 < channels; m0 += 4 * kLanes<T>) {
+    switch ((channels - m0) / kLanes<T>) {
+      case 1: accumulate_filter<T, 1>(src, rows, k_rows, gyt, gyt_rows, depth, m0, channels, acc); break;
+      case 2: accumulate_filter<T, 2>(src, rows, k_rows, gyt, gyt_rows, depth, m0, channels, acc); break;
+      case 3: accumulate_filter<T, 3>(src, rows, k_rows, gyt, gyt_rows, depth, m0, channels, acc); break;
+      default: accumulate_filter<T, 4>(src, rows, k_rows, gyt, gyt_rows, depth, m0, channels, acc);
+    }
+  }
+}
+
+// acc[k, m] += sum_q src[rows[k] + q] gyg[m, q] over one image's `length` grid positions, with the
+// positions in the vector.
+template <class T>
+void accumulate_filter_dot(const T* src, const std::int64_t* rows, std::int64_t k_rows, const T* gyg,
+                           std::int64_t length, std::int64_t channels, T* acc) {
+  conv::DotTile<T, 12> tile;
+  for (std::int64_t m = 0; m < channels; ++m) {
+    for (std::int64_t k0 = 0; k0 < k_rows; k0 += tile.rows) {
+      tile.zero();
+      tile.multiply(length, src, rows + k0, gyg + m * length);
+      for (int k = 0; k < tile.rows; ++k) acc[(k0 + k) * channels + m] += tile.sum(k);
+    }
   }
 }
 
@@ -353,46 +389,27 @@ void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const 
   for (std::size_t q = 0; q < gyt_rows.size(); ++q) gyt_rows[q] = static_cast<std::int64_t>(q) * channels;
 
   const std::int64_t threads = num_threads(), sums_size = padded_rows * channels;
-  const std::int64_t gy_size = channels * chunk;
+  const std::int64_t scratch_size = p.scratch_size + channels * chunk;  // the source, then gy's chunk
   Tensor sums = zeros({threads * sums_size}, options);
-  Tensor scratch = empty({threads * (p.scratch_size + gy_size)}, options);
-  for_each_thread(d.batch * chunks, d.batch * k_rows * channels * p.grid, [&](std::int64_t t, std::int64_t b, std::int64_t e) {
-    T* src = static_cast<T*>(scratch.raw_data()) + t * (p.scratch_size + gy_size);
+  Tensor scratch = empty({threads * scratch_size}, options);
+  const auto work = [&](std::int64_t t, std::int64_t b, std::int64_t e) {
+    T* src = static_cast<T*>(scratch.raw_data()) + t * scratch_size;
     T* g = src + p.scratch_size;
     T* acc = static_cast<T*>(sums.raw_data()) + t * sums_size;
     for (std::int64_t item = b, filled = -1; item < e; ++item) {
       const std::int64_t n = item / chunks, q0 = item % chunks * chunk, depth = std::min(chunk, p.grid - q0);
-      if (n != filled) {
-        fill_source(p, x + n * p.in_image, src);
-        if (dot) grid_gradient(gy + n * out_image, d, p, chunk, g);
-        filled = n;
-      }
+      if (n != filled) fill_source(p, x + n * p.in_image, src), filled = n;
       if (dot) {
-        conv::DotTile<T, 12> tile;
-        for (std::int64_t m = 0; m < channels; ++m) {
-          for (std::int64_t k0 = 0; k0 < k_rows; k0 += tile.rows) {
-            tile.zero();
-            tile.multiply(chunk, src, p.rows.data() + k0, g + m * chunk);
-            for (int k = 0; k < tile.rows; ++k) acc[(k0 + k) * channels + m] += tile.sum(k);
-          }
-        }
-        continue;
-      }
-      transpose_gradient(gy + n * out_image, d, p, q0, depth, channels, g);
-      for (std::int64_t m0 = 0; m0 < channels; m0 += 4 * kLanes<T>) {
-        const auto block = [&]<int NV>() {
-          accumulate_filter<conv::TallTile<T, NV>>(src + q0, p.rows.data(), k_rows, g,
-                                                   gyt_rows.data(), depth, m0, channels, acc);
-        };
-        switch ((channels - m0) / kLanes<T>) {
-          case 1: block.template operator()<1>(); break;
-          case 2: block.template operator()<2>(); break;
-          case 3: block.template operator()<3>(); break;
-          default: block.template operator()<4>();
-        }
+        grid_gradient(gy + n * out_image, d, p, chunk, g);
+        accumulate_filter_dot(src, p.rows.data(), k_rows, g, chunk, channels, acc);
+      } else {
+        transpose_gradient(gy + n * out_image, d, p, q0, depth, channels, g);
+        accumulate_filter(src + q0, p.rows.data(), k_rows, g, gyt_rows.data(), depth, channels, acc);
       }
     }
-  });
+  };
+  for_each_thread(d.batch * chunks, d.batch * k_rows * channels * p.grid, work);
+
   const T* acc = static_cast<const T*>(sums.raw_data());
   for (std::int64_t m = 0; m < d.out_channels; ++m) {
     for (std::int64_t k = 0; k < k_rows; ++k) {
