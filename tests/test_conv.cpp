@@ -57,6 +57,11 @@ const std::vector<Case> kCases = {
     {2, 70, 17, 4, 9, 3, 1, 1, 1, 1, 0, 1, 1},
     {1, 64, 1, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1},
     {3, 1, 64, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1},
+    // Large enough to be shared between threads: one image split between them, and images split
+    // mid-way for the weight gradient's per-thread sums.
+    {1, 16, 32, 40, 36, 3, 3, 1, 1, 1, 1, 1, 1},
+    {3, 16, 24, 30, 26, 3, 3, 2, 2, 1, 1, 1, 1},
+    {1, 12, 20, 33, 31, 3, 3, 2, 1, 1, 1, 1, 1},
 };
 
 Conv2dDesc describe(const Case& c) {
@@ -150,25 +155,39 @@ void expect_close(const Tensor& got, const Exact& want, fpi::DType dtype, const 
 
 class ConvPrimitives : public ::testing::TestWithParam<fpi::DType> {};
 
-TEST_P(ConvPrimitives, MatchNaiveConvolution) {
-  const fpi::DType dtype = GetParam();
-  fpi::Generator gen(7);
+// Runs the three primitives on random operands of geometry d and compares them with the references.
+void check_primitives(const Conv2dDesc& d, fpi::DType dtype, fpi::Generator& gen, const std::string& what) {
   auto& backend = fpi::backend::backend_for(fpi::kCPU);
-  for (const Case& c : kCases) {
-    const Conv2dDesc d = describe(c);
-    const fpi::TensorOptions o{.dtype = dtype};
-    const Tensor x = fpi::uniform({d.batch, d.in_channels, d.in_h, d.in_w}, -1, 1, o, &gen);
-    const Tensor w = fpi::uniform({d.out_channels, d.in_channels, d.kernel_h, d.kernel_w}, -1, 1, o, &gen);
-    const Tensor gy = fpi::uniform({d.batch, d.out_channels, d.out_h, d.out_w}, -1, 1, o, &gen);
-    // Outputs start as NaN so that an element the primitive forgets to write fails the comparison.
-    Tensor y = fpi::full(gy.shape(), NAN, o), gx = fpi::full(x.shape(), NAN, o), gw = fpi::full(w.shape(), NAN, o);
-    backend.conv2d_forward(x, w, y, d);
-    backend.conv2d_backward_data(gy, w, gx, d);
-    backend.conv2d_backward_filter(x, gy, gw, d);
-    const auto xv = x.to_vector<double>(), wv = w.to_vector<double>(), gyv = gy.to_vector<double>();
-    expect_close(y, reference(Primitive::Forward, d, xv, wv), dtype, "forward " + name(c));
-    expect_close(gx, reference(Primitive::BackwardData, d, gyv, wv), dtype, "backward data " + name(c));
-    expect_close(gw, reference(Primitive::BackwardFilter, d, xv, gyv), dtype, "backward filter " + name(c));
+  const fpi::TensorOptions o{.dtype = dtype};
+  const Tensor x = fpi::uniform({d.batch, d.in_channels, d.in_h, d.in_w}, -1, 1, o, &gen);
+  const Tensor w = fpi::uniform({d.out_channels, d.in_channels, d.kernel_h, d.kernel_w}, -1, 1, o, &gen);
+  const Tensor gy = fpi::uniform({d.batch, d.out_channels, d.out_h, d.out_w}, -1, 1, o, &gen);
+  // Outputs start as NaN so that an element the primitive forgets to write fails the comparison.
+  Tensor y = fpi::full(gy.shape(), NAN, o), gx = fpi::full(x.shape(), NAN, o), gw = fpi::full(w.shape(), NAN, o);
+  backend.conv2d_forward(x, w, y, d);
+  backend.conv2d_backward_data(gy, w, gx, d);
+  backend.conv2d_backward_filter(x, gy, gw, d);
+  const auto xv = x.to_vector<double>(), wv = w.to_vector<double>(), gyv = gy.to_vector<double>();
+  expect_close(y, reference(Primitive::Forward, d, xv, wv), dtype, "forward " + what);
+  expect_close(gx, reference(Primitive::BackwardData, d, gyv, wv), dtype, "backward data " + what);
+  expect_close(gw, reference(Primitive::BackwardFilter, d, xv, gyv), dtype, "backward filter " + what);
+}
+
+TEST_P(ConvPrimitives, MatchNaiveConvolution) {
+  fpi::Generator gen(7);
+  for (const Case& c : kCases) check_primitives(describe(c), GetParam(), gen, name(c));
+}
+
+// An output smaller than the convolution's natural size computes the leading rows and columns only:
+// the transposed convolution's output padding asks the primitives for that.
+TEST_P(ConvPrimitives, CroppedOutputMatchesNaive) {
+  fpi::Generator gen(8);
+  // Stride 1, stride 2, mixed strides with dilation, dilated stride 1 with padding.
+  for (const Case& c : {kCases[0], kCases[2], kCases[4], kCases[8]}) {
+    Conv2dDesc d = describe(c);
+    d.out_h -= 1;
+    d.out_w -= 2;
+    check_primitives(d, GetParam(), gen, "cropped " + name(c));
   }
 }
 
