@@ -47,6 +47,7 @@ for ((r = 1; r <= runs; ++r)); do
     { echo "compare_conv_net: torch_conv_net.py failed" >&2; exit 1; }
   ((r == 1)) && echo "$out" | head -1
   for k in step forward backward; do torch[$k]+="$(echo "$out" | field "$k") "; done
+  echo "run $r: step fpi $(awk '{print $NF}' <<<"${fpi[step]}") ms, torch $(awk '{print $NF}' <<<"${torch[step]}") ms"
 done
 
 printf '\n%-9s %12s %12s %8s   (median of %d runs, ms)\n' "" fpi torch fpi/torch "$runs"
