@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""PyTorch yardstick for bench_conv_net: the same DnCNN-style net (conv 1->C + ReLU, (depth - 2) x
+[conv C->C + ReLU], conv C->1, 3x3, padding 1, bias, PyTorch's default init), the same step (forward,
+MSE loss, backward, plain SGD with zero_grad(set_to_none=True)), the same timing (median ms/step, with
+forward and backward separately) and the same per-layer primitive table.
+
+Run it with Debian's /usr/bin/python3 (the python3 first on PATH cannot see python3-torch). Threads:
+--threads N calls torch.set_num_threads(N), which oneDNN's convolutions use.
+"""
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny configuration, a smoke test")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--size", type=int, default=40)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--depth", type=int, default=17)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--f64", action="store_true")
+    p.add_argument("--no-layers", action="store_true")
+    a = p.parse_args()
+    a.layer_reps = 10
+    if a.quick:
+        a.batch, a.size, a.width, a.depth, a.steps, a.warmup, a.layer_reps = 2, 12, 8, 4, 3, 1, 2
+    return a
+
+
+def make_net(a):
+    layers = []
+    for i in range(a.depth):
+        cin = 1 if i == 0 else a.width
+        cout = 1 if i == a.depth - 1 else a.width
+        layers.append(torch.nn.Conv2d(cin, cout, 3, padding=1))  # U(±1/sqrt(fan_in)) by default
+        if i + 1 < a.depth:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def ms_since(t0):
+    return (time.perf_counter() - t0) * 1e3
+
+
+def train_step(net, opt, x, target):
+    t0 = time.perf_counter()
+    loss = F.mse_loss(net(x), target)
+    fwd = ms_since(t0)
+    t0 = time.perf_counter()
+    loss.backward()
+    bwd = ms_since(t0)
+    t0 = time.perf_counter()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return fwd, bwd, ms_since(t0)
+
+
+def median_ms(reps, fn):
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(ms_since(t0))
+    return statistics.median(times)
+
+
+def time_layers(a, dtype):
+    print(f"\nper-layer primitives (median of {a.layer_reps}, ms; GFLOP/s in brackets)")
+    print(f"  {'layer':<14} {'count':>6} {'forward':>18} {'backward data':>18} {'backward filter':>18}")
+    total = 0.0
+    for cin, cout, count in ((1, a.width, 1), (a.width, a.width, a.depth - 2), (a.width, 1, 1)):
+        if count == 0:
+            continue
+        x = torch.rand(a.batch, cin, a.size, a.size, dtype=dtype) * 2 - 1
+        gy = torch.rand(a.batch, cout, a.size, a.size, dtype=dtype) * 2 - 1
+        w = torch.rand(cout, cin, 3, 3, dtype=dtype) * 2 - 1
+        flop = 2.0 * a.batch * cout * cin * 9 * a.size * a.size
+        conv_backward = lambda mask: torch.ops.aten.convolution_backward(
+            gy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)
+        with torch.no_grad():
+            fwd = median_ms(a.layer_reps, lambda: F.conv2d(x, w, padding=1))
+            bwd_data = median_ms(a.layer_reps, lambda: conv_backward([True, False, False]))
+            bwd_filter = median_ms(a.layer_reps, lambda: conv_backward([False, True, False]))
+        cell = lambda ms: f"{ms:8.3f} ({flop / ms * 1e-6:5.1f})"
+        print(f"  {f'{cin}->{cout}':<14} {count:>6} {cell(fwd):>18} {cell(bwd_data):>18} {cell(bwd_filter):>18}")
+        # The first layer's input needs no gradient, so its backward-data pass never runs in a step.
+        total += count * (fwd + bwd_filter + (0 if cin == 1 else bwd_data))
+    print(f"  sum over the net's convolutions: {total:.2f} ms/step")
+
+
+def main():
+    a = parse()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1234)
+    dtype = torch.float64 if a.f64 else torch.float32
+    net = make_net(a).to(dtype)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    x = torch.rand(a.batch, 1, a.size, a.size, dtype=dtype)
+    target = torch.rand(a.batch, 1, a.size, a.size, dtype=dtype)
+    print(f"torch {torch.__version__} conv net: batch {a.batch}, 1x{a.size}x{a.size}, width {a.width}, "
+          f"{a.depth} convs, {dtype}; threads {torch.get_num_threads()} "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')} "
+          f"mkldnn {torch.backends.mkldnn.is_available()}")
+    for _ in range(a.warmup):
+        train_step(net, opt, x, target)
+    times = [train_step(net, opt, x, target) for _ in range(a.steps)]
+    totals = [sum(t) for t in times]
+    print(f"step     {statistics.median(totals):9.2f} ms (median of {a.steps}; min {min(totals):.2f})")
+    print(f"forward  {statistics.median(t[0] for t in times):9.2f} ms (with the loss)")
+    print(f"backward {statistics.median(t[1] for t in times):9.2f} ms")
+    print(f"update   {statistics.median(t[2] for t in times):9.2f} ms")
+    if not a.no_layers:
+        time_layers(a, dtype)
+
+
+if __name__ == "__main__":
+    main()
