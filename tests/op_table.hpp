@@ -109,6 +109,8 @@ inline std::vector<OpCase> op_table() {
        [](T x) { return conv2d(x[0], x[1], Tensor(), {.stride_h = 2, .stride_w = 1, .pad_h = 1, .dilation_w = 2}); }},
       {"conv_transpose2d", {{2, 3, 4, 3}, {3, 2, 3, 3}, {2}},
        [](T x) { return conv_transpose2d(x[0], x[1], x[2], {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1}, 1, 0); }},
+      {"conv_transpose2d_dilated_output_padding", {{1, 2, 3, 4}, {2, 2, 2, 3}},
+       [](T x) { return conv_transpose2d(x[0], x[1], Tensor(), {.dilation_h = 2, .dilation_w = 3}, 1, 2); }},
       {"concat", {{2, 3}, {4, 3}}, [](T x) { return concat({x[0], x[1]}, 0); }},
       {"concat_dim1", {{2, 3}, {2, 1}, {2, 2}}, [](T x) { return concat({x[0], x[1], x[2]}, -1); }},
       {"stack", {{2, 3}, {2, 3}}, [](T x) { return stack({x[0], x[1]}, 1); }},

@@ -139,7 +139,15 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
   FPI_CHECK(out_h > 0 && out_w > 0, "conv_transpose2d: input of shape ", shape_str(x.shape()),
             " gives an empty output with padding (", options.pad_h, ", ", options.pad_w, ")");
   const Shape out_shape{x.size(0), weight.size(1), out_h, out_w};
-  return add_channel_bias(conv_dx(x, weight, out_shape, options), bias, "conv_transpose2d");
+  // The convolution that maps out_shape back has a natural output of x's size plus floor(output_padding
+  // / stride) rows: more than x has when the stride is 1 and the dilation allows output_padding > 0.
+  // PyTorch's transposed convolution treats the missing rows as zeros, so x is embedded in zeros of
+  // the natural size and every convolution keeps its natural geometry (which cuDNN requires).
+  const auto d = describe(out_shape, {weight.size(1), weight.size(0), weight.size(2), weight.size(3)}, options);
+  Tensor source = x;
+  if (d.out_h > x.size(2)) source = slice_scatter_zeros(source, {x.size(0), x.size(1), d.out_h, x.size(3)}, 2, 0, x.size(2), 1);
+  if (d.out_w > x.size(3)) source = slice_scatter_zeros(source, {x.size(0), x.size(1), d.out_h, d.out_w}, 3, 0, x.size(3), 1);
+  return add_channel_bias(conv_dx(source, weight, out_shape, options), bias, "conv_transpose2d");
 }
 
 }  // namespace fpi
