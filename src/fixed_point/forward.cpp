@@ -28,13 +28,21 @@ Shape Geometry::shape_for(std::int64_t k) const {
   return shape;
 }
 
-Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, const Tensors& inputs) {
-  const std::int64_t k = static_cast<std::int64_t>(rows.size());
-  Tensors restricted = inputs;
-  if (p.geometry.per_sample && k < p.geometry.samples) {
-    for (std::size_t i = 0; i < p.batched; ++i)
-      if (restricted[i].defined()) restricted[i] = take_rows(restricted[i], rows);
+const Tensors& RestrictedInputs::for_rows(const Rows& rows) {
+  if (!problem_.geometry.per_sample || static_cast<std::int64_t>(rows.size()) == problem_.geometry.samples)
+    return inputs_;
+  if (rows != rows_) {
+    rows_ = rows;
+    restricted_ = inputs_;
+    for (std::size_t i = 0; i < problem_.batched; ++i)
+      if (restricted_[i].defined()) restricted_[i] = take_rows(restricted_[i], rows);
   }
+  return restricted_;
+}
+
+Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, RestrictedInputs& inputs) {
+  const std::int64_t k = static_cast<std::int64_t>(rows.size());
+  const Tensors& restricted = inputs.for_rows(rows);
   const Tensor x = x_rows.reshape(p.geometry.shape_for(k));
   const Tensor gx = p.g(x, restricted);
   FPI_CHECK(gx.defined() && gx.shape() == x.shape(), "fixed_point '", p.options.name, "': g returned shape ",
@@ -113,10 +121,11 @@ Tensor unrolled_forward(const Problem& p, const Tensors& inputs, const Tensor& x
   const auto started = std::chrono::steady_clock::now();
   Rows all(geo.samples);
   for (std::int64_t i = 0; i < geo.samples; ++i) all[i] = i;
+  RestrictedInputs restricted(p, inputs);
   Tensor x = geo.to_rows(x0.detach());
   std::vector<char> active(geo.samples, 1);
   for (int iteration = 1; iteration <= o.max_iterations; ++iteration) {
-    const Tensor f = evaluate_rows(p, x, all, inputs) - x;
+    const Tensor f = evaluate_rows(p, x, all, restricted) - x;
     std::vector<double> norms;
     {
       NoGrad no_grad;
@@ -173,7 +182,8 @@ Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t b
   Tensors detached;
   for (std::size_t i = 0; i < inputs.size(); ++i)
     detached.push_back(i < batched_inputs && inputs[i].defined() ? inputs[i].detach() : inputs[i]);
-  const auto map = [&](const Tensor& x, const Rows& rows) { return evaluate_rows(problem, x, rows, detached); };
+  RestrictedInputs restricted(problem, detached);
+  const auto map = [&](const Tensor& x, const Rows& rows) { return evaluate_rows(problem, x, rows, restricted); };
   SolveResult solved = solve(map, problem.geometry.to_rows(x0.detach()), options.forward,
                              "fixed_point '" + options.name + "' forward");
   stats->forward = solved.stats;

@@ -31,8 +31,22 @@ struct Problem {
   std::vector<double> forward_damping;  // per sample, where the forward solve ended
 };
 
+// The inputs restricted to a set of samples: the batched ones are gathered again only when the set of
+// active samples changes, not on every iteration.
+class RestrictedInputs {
+ public:
+  RestrictedInputs(const Problem& problem, const Tensors& inputs) : problem_(problem), inputs_(inputs) {}
+  const Tensors& for_rows(const Rows& rows);
+
+ private:
+  const Problem& problem_;
+  const Tensors& inputs_;
+  Rows rows_;
+  Tensors restricted_;
+};
+
 // Evaluates g on the given samples of a (k, width) state, checking what g returns.
-Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, const Tensors& inputs);
+Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, RestrictedInputs& inputs);
 
 // Applies the non-convergence policy to a finished solve (warn, throw or stay quiet).
 void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& options, const char* direction);
