@@ -11,7 +11,6 @@
 namespace fpi::autograd {
 namespace {
 
-thread_local bool g_grad_enabled = true;
 std::atomic<std::uint64_t> g_next_sequence_nr{0};
 
 // Accumulates into a leaf's .grad. It holds the leaf; the leaf only holds it weakly.
@@ -90,9 +89,6 @@ class FunctionNode final : public Node {
 };
 
 }  // namespace
-
-bool grad_enabled() { return g_grad_enabled; }
-void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
 
 SavedTensor::SavedTensor(const Tensor& t, bool is_output) : is_output_(is_output) {
   if (!t.defined()) return;

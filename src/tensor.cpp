@@ -1,18 +1,16 @@
-// Tensor handle: metadata, host access, in-place writes, factories, printing.
-// The differentiable methods (views, reductions, copies) are defined with their op families in src/ops/.
+// The tensor layer: the handle's metadata, host access, in-place writes and factories. It stands on the
+// backend (for fills and copies) and knows nothing of ops or the tape. The methods that record on the
+// tape (views, reductions, copies, backward) are the ops layer's: src/ops/tensor_methods.cpp; the
+// unrecorded views they are built from are src/raw_tensor.hpp; printing is src/tensor_print.cpp.
 #include "fpi/tensor.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
-#include <cstdio>
-#include <ostream>
 
 #include "backend/backend.hpp"
-#include "fpi/autograd.hpp"
 #include "fpi/generator.hpp"
-#include "fpi/ops.hpp"
-#include "ops/op_util.hpp"
+#include "fpi/grad_mode.hpp"
+#include "raw_tensor.hpp"
 
 namespace fpi {
 
@@ -53,7 +51,10 @@ template double* Tensor::data<double>() const;
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
-  const Tensor host = detach().to(kCPU).to(std::is_same_v<T, float> ? DType::Float32 : DType::Float64).contiguous();
+  constexpr DType wanted = std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
+  Tensor host = *this;
+  if (!host.device().is_cpu()) host = detail::raw_copy(host, host.dtype(), kCPU);
+  if (host.dtype() != wanted || !host.is_contiguous()) host = detail::raw_copy(host, wanted, kCPU);
   const T* p = host.data<T>();
   return std::vector<T>(p, p + host.numel());
 }
@@ -68,7 +69,7 @@ double Tensor::item() const {
 
 Tensor Tensor::detach() const {
   const auto& impl = checked();
-  return ops::raw_view(*this, impl.shape, impl.strides, impl.offset);
+  return detail::raw_view(*this, impl.shape, impl.strides, impl.offset);
 }
 
 namespace {
@@ -91,21 +92,20 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_writable(*this, "copy_");
-  ops::check_defined(src, "copy_", "the source");
+  FPI_CHECK(src.defined(), "copy_: the source is an undefined tensor");
   const Shape target = broadcast_shapes(shape(), src.shape(), "copy_");
   FPI_CHECK(target == shape(), "copy_: source of shape ", shape_str(src.shape()), " cannot be broadcast to ",
             shape_str(shape()));
   const Device dev = device().is_cpu() ? src.device() : device();
-  backend::backend_for(dev).copy(*this, ops::broadcast_view(src, shape()));
+  backend::backend_for(dev).copy(*this, detail::broadcast_view(src, shape()));
   impl_->storage->bump_version();
   return *this;
 }
 
 void Tensor::set_data(const Tensor& source) const {
   checked();
-  ops::check_defined(source, "set_data", "the source");
-  FPI_CHECK(is_leaf(), "set_data: only a leaf tensor can take new data; this one was produced by '",
-            grad_fn()->name(), "'");
+  FPI_CHECK(source.defined(), "set_data: the source is an undefined tensor");
+  FPI_CHECK(is_leaf(), "set_data: only a leaf tensor can take new data, not the output of a recorded op");
   FPI_CHECK(!autograd::grad_enabled() || !requires_grad(), "set_data: a tensor that requires grad can take new "
             "data only inside an fpi::NoGrad scope");
   impl_->storage = source.impl()->storage;
@@ -132,10 +132,6 @@ void Tensor::set_grad(const Tensor& grad) const {
 }
 
 void Tensor::zero_grad() const { checked(), impl_->grad.reset(); }
-
-void Tensor::backward(const Tensor& grad_output, std::optional<bool> retain_graph, bool create_graph) const {
-  autograd::backward({*this}, {grad_output}, retain_graph, create_graph);
-}
 
 // ---- factories ------------------------------------------------------------------------------------
 
@@ -183,8 +179,9 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptio
   impl->strides = contiguous_strides(shape);
   impl->dtype = std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
   std::copy(values.begin(), values.end(), static_cast<T*>(impl->storage->data()));
-  Tensor host(std::move(impl));
-  Tensor t = host.to(options.dtype).to(options.device);
+  Tensor t(std::move(impl));
+  if (t.dtype() != options.dtype) t = detail::raw_copy(t, options.dtype, kCPU);
+  if (!options.device.is_cpu()) t = detail::raw_copy(t, options.dtype, options.device);
   return t.requires_grad_(options.requires_grad);
 }
 template Tensor from_vector(const std::vector<float>&, const Shape&, TensorOptions);
@@ -235,126 +232,6 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
   for (std::size_t i = 0; i < x.size(); ++i)
     if (!(std::abs(x[i] - y[i]) <= atol + rtol * std::abs(y[i]))) return false;
   return true;
-}
-
-// ---- printing, in the style of PyTorch's repr --------------------------------------------------------
-
-namespace {
-
-struct Format {
-  enum Kind { Integral, Fixed, Scientific } kind = Fixed;
-  int width = 0;
-};
-
-std::string format_value(double v, const Format& f) {
-  char buf[64];
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  switch (f.kind) {
-    case Format::Integral: std::snprintf(buf, sizeof buf, "%.0f.", v); break;
-    case Format::Fixed: std::snprintf(buf, sizeof buf, "%.4f", v); break;
-    case Format::Scientific: std::snprintf(buf, sizeof buf, "%.4e", v); break;
-  }
-  return buf;
-}
-
-Format choose_format(const std::vector<double>& values) {
-  Format f;
-  double max_abs = 0.0, min_abs = std::numeric_limits<double>::infinity();
-  bool integral = true, any_finite = false;
-  for (double v : values) {
-    if (!std::isfinite(v)) continue;
-    any_finite = true;
-    integral = integral && v == std::nearbyint(v);
-    max_abs = std::max(max_abs, std::abs(v));
-    if (v != 0.0) min_abs = std::min(min_abs, std::abs(v));
-  }
-  if (any_finite && integral && max_abs < 1e8) {
-    f.kind = Format::Integral;
-  } else if (any_finite && (max_abs >= 1e8 || (min_abs < 1e-4 && max_abs / min_abs > 1e3))) {
-    f.kind = Format::Scientific;
-  }
-  for (double v : values) f.width = std::max<int>(f.width, static_cast<int>(format_value(v, f).size()));
-  return f;
-}
-
-constexpr std::int64_t kSummarizeAbove = 1000;
-constexpr std::int64_t kEdgeItems = 3;
-
-void print_level(std::ostream& out, const std::vector<double>& values, const Shape& shape, const Shape& strides,
-                 std::size_t dim, std::int64_t offset, const Format& f, bool summarize, int indent) {
-  const std::int64_t n = shape[dim];
-  const auto visible = [&](std::int64_t i) { return !summarize || n <= 2 * kEdgeItems || i < kEdgeItems || i >= n - kEdgeItems; };
-  out << '[';
-  bool first = true, ellipsis_done = false;
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (!visible(i)) {
-      if (!ellipsis_done) {
-        out << (dim + 1 == shape.size() ? ", ..." : ",\n" + std::string(indent + 1, ' ') + "...");
-        ellipsis_done = true;
-      }
-      continue;
-    }
-    if (!first) {
-      if (dim + 1 == shape.size()) {
-        out << ", ";
-      } else {
-        out << ',' << std::string(shape.size() - dim - 1, '\n') << std::string(indent + 1, ' ');
-      }
-    }
-    first = false;
-    if (dim + 1 == shape.size()) {
-      const std::string s = format_value(values[offset + i * strides[dim]], f);
-      out << std::string(f.width - s.size(), ' ') << s;
-    } else {
-      print_level(out, values, shape, strides, dim + 1, offset + i * strides[dim], f, summarize, indent + 1);
-    }
-  }
-  out << ']';
-}
-
-}  // namespace
-
-std::ostream& operator<<(std::ostream& out, const Tensor& t) {
-  if (!t.defined()) return out << "tensor(undefined)";
-  const std::vector<double> values = t.to_vector<double>();
-  const Shape strides = contiguous_strides(t.shape());
-  const bool summarize = t.numel() > kSummarizeAbove;
-  std::vector<double> shown;
-  if (summarize) {
-    shown.reserve(64);
-    for (std::size_t i = 0; i < values.size(); ++i)
-      if (i < 64 || i + 64 >= values.size()) shown.push_back(values[i]);
-  }
-  const Format f = choose_format(summarize ? shown : values);
-  out << "tensor(";
-  if (t.dim() == 0) {
-    out << format_value(values[0], f);
-  } else if (t.numel() == 0) {
-    out << "[]";
-  } else {
-    print_level(out, values, t.shape(), strides, 0, 0, f, summarize, 7);
-  }
-  if (t.numel() == 0 && t.dim() != 1) out << ", size=" << shape_str(t.shape());
-  if (t.dtype() != DType::Float32) out << ", dtype=" << dtype_name(t.dtype());
-  if (!t.device().is_cpu()) out << ", device='" << t.device().str() << "'";
-  if (t.grad_fn()) {
-    // "bce_with_logits" prints as BceWithLogitsBackward, after PyTorch's naming.
-    std::string name;
-    bool upper = true;
-    for (char c : t.grad_fn()->name()) {
-      if (c == '_') {
-        upper = true;
-        continue;
-      }
-      name += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
-      upper = false;
-    }
-    out << ", grad_fn=<" << name << "Backward>";
-  } else if (t.requires_grad()) {
-    out << ", requires_grad=True";
-  }
-  return out << ')';
 }
 
 }  // namespace fpi

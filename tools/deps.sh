@@ -8,7 +8,7 @@ FPI_BUILD_DIR="$FPI_ROOT/build"
 FPI_JOBS="$(nproc 2>/dev/null || echo 2)"
 
 # libgmock-dev is listed because GoogleTest's matchers are part of what a test may include.
-FPI_DEBIAN_PACKAGES=(cmake ninja-build g++ libopenblas-dev nlohmann-json3-dev libgtest-dev libgmock-dev)
+FPI_DEBIAN_PACKAGES=(cmake ninja-build g++ libopenblas-dev libgtest-dev libgmock-dev)
 
 fpi_missing_packages() {
   local installed package

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fpi/grad_mode.hpp"
 #include "fpi/tensor.hpp"
 
 namespace fpi {
@@ -26,33 +27,6 @@ namespace fpi {
 using Tensors = std::vector<Tensor>;
 
 namespace autograd {
-
-bool grad_enabled();
-void set_grad_enabled(bool enabled);
-
-// Disables recording in its scope (inference, optimizer steps, the forward FPI loop).
-class NoGrad {
- public:
-  NoGrad() : previous_(grad_enabled()) { set_grad_enabled(false); }
-  ~NoGrad() { set_grad_enabled(previous_); }
-  NoGrad(const NoGrad&) = delete;
-  NoGrad& operator=(const NoGrad&) = delete;
-
- private:
-  bool previous_;
-};
-
-// Re-enables recording inside a NoGrad scope (FPI_GD needs ∇ₓE inside its no-grad forward loop).
-class EnableGrad {
- public:
-  EnableGrad() : previous_(grad_enabled()) { set_grad_enabled(true); }
-  ~EnableGrad() { set_grad_enabled(previous_); }
-  EnableGrad(const EnableGrad&) = delete;
-  EnableGrad& operator=(const EnableGrad&) = delete;
-
- private:
-  bool previous_;
-};
 
 // A tensor kept for the backward pass, with the storage version it had when saved.
 class SavedTensor {
@@ -168,8 +142,5 @@ void backward(const Tensors& outputs, const Tensors& grad_outputs = {}, std::opt
               bool create_graph = false);
 
 }  // namespace autograd
-
-using autograd::EnableGrad;
-using autograd::NoGrad;
 
 }  // namespace fpi

@@ -1,5 +1,5 @@
-// Device queries: whether CUDA devices can be used here, how many there are, and waiting for a
-// device's queued work. They never throw, so a program can choose its device before making tensors;
+// Device queries and settings: whether CUDA devices can be used here, how many there are, waiting for a
+// device's queued work, and the CPU backend's thread count. They never throw, so a program can choose its device before making tensors;
 // asking for a CUDA tensor that cannot be made throws an fpi::Error that says why.
 #pragma once
 
@@ -14,5 +14,12 @@ int cuda_device_count();
 // Blocks until the work queued on `device` has finished: GPU kernels run asynchronously, so a timing
 // must synchronize before it reads the clock. A no-op on the CPU.
 void synchronize(Device device);
+
+// Threads of the CPU backend's element-wise and convolution loops (the caller's thread included). The
+// default is FPI_NUM_THREADS when set, else every hardware thread. OpenBLAS keeps its own pool, set by
+// OPENBLAS_NUM_THREADS. set_num_threads replaces the pool, so call it between operations, not while
+// another thread runs fpi ops; it throws for a count below 1.
+int num_threads();
+void set_num_threads(int threads);
 
 }  // namespace fpi

@@ -9,6 +9,8 @@
 //   src/ops/linalg.cpp       matmul, linear
 //   src/ops/conv.cpp         conv2d, conv_transpose2d and their adjoints
 //   src/ops/loss.cpp         mse, bce, bce_with_logits, cross_entropy
+//   src/ops/tensor_methods.cpp  Tensor's differentiable methods (x.reshape(…) and the like) and
+//                               backward(): one-line forwards to these functions and to the tape
 #pragma once
 
 #include <cstdint>
@@ -77,9 +79,16 @@ Tensor norm(const Tensor& a);
 
 // ---- shape ---------------------------------------------------------------------------------------
 Tensor reshape(const Tensor& a, const Shape& shape);  // one dimension may be -1
+// reshape that refuses to copy: `a` must be contiguous.
+Tensor view(const Tensor& a, const Shape& shape);
+Tensor flatten(const Tensor& a, std::int64_t start_dim = 0, std::int64_t end_dim = -1);
 Tensor transpose(const Tensor& a, std::int64_t dim0, std::int64_t dim1);
 Tensor permute(const Tensor& a, const std::vector<std::int64_t>& dims);
 Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t end, std::int64_t step = 1);
+// slice without clipping: [start, start + length) must lie inside dimension `dim`.
+Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t length);
+// Index `index` of dimension `dim` (negative counts from the end), which the result no longer has.
+Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index);
 Tensor expand(const Tensor& a, const Shape& shape);
 Tensor unsqueeze(const Tensor& a, std::int64_t dim);
 Tensor squeeze(const Tensor& a, std::int64_t dim);
@@ -88,12 +97,20 @@ Tensor stack(const std::vector<Tensor>& tensors, std::int64_t dim);
 // A zero tensor of `shape` with `a` written at [start:end:step] along `dim`: the adjoint of slice.
 Tensor slice_scatter_zeros(const Tensor& a, const Shape& shape, std::int64_t dim, std::int64_t start,
                            std::int64_t end, std::int64_t step);
+// Copies; each returns `a` itself where nothing would change, as the Tensor methods do.
+Tensor contiguous(const Tensor& a);
+Tensor clone(const Tensor& a);  // always a new copy
+Tensor to_dtype(const Tensor& a, DType dtype);
+Tensor to_device(const Tensor& a, Device device);
 
 // ---- linear algebra ------------------------------------------------------------------------------
 // (…, m, k) @ (…, k, n) with broadcast batch dimensions; both operands need at least 2 dimensions.
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x (…, in) @ weight (out, in)^T + bias (out); bias may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// X with A X = B for A (…, n, n) and B (…, n, k), broadcast batch dimensions, as torch.linalg.solve;
+// an fpi::Error names the batch index of a singular A.
+Tensor solve(const Tensor& a, const Tensor& b);
 
 // ---- convolution ---------------------------------------------------------------------------------
 struct Conv2dOptions {

@@ -1,6 +1,10 @@
 // Tensor: a cheap handle to a strided view (shape, strides, offset, dtype) of a device Storage, plus
 // the autograd metadata that lets it take part in the tape. Copying a Tensor copies the handle: both
 // copies see the same data and the same gradient, as in PyTorch.
+//
+// The class is the tensor layer's (src/tensor.cpp), except the methods marked "ops layer" below: they
+// record on the tape, so they are shorthands for the ops in fpi/ops.hpp, defined in
+// src/ops/tensor_methods.cpp (x.reshape(s) is fpi::reshape(x, s)).
 #pragma once
 
 #include <initializer_list>
@@ -71,7 +75,7 @@ class Tensor {
   template <class T = double>
   std::vector<T> to_vector() const;
 
-  // Copies and conversions (recorded on the tape when differentiable).
+  // Copies and conversions (ops layer; recorded on the tape). detach() makes no copy and is not recorded.
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor detach() const;
@@ -88,7 +92,7 @@ class Tensor {
   // Only for leaves, outside grad mode: nn::Module::to() converts parameters users already hold with it.
   void set_data(const Tensor& source) const;
 
-  // Views and shape changes (differentiable; views share storage).
+  // Views and shape changes (ops layer; views share storage).
   Tensor reshape(const Shape& shape) const;
   Tensor view(const Shape& shape) const;
   Tensor flatten(std::int64_t start_dim = 0, std::int64_t end_dim = -1) const;
@@ -102,7 +106,7 @@ class Tensor {
   Tensor unsqueeze(std::int64_t dim) const;
   Tensor squeeze(std::int64_t dim) const;
 
-  // Reductions as methods, for readability at call sites.
+  // Reductions as methods, for readability at call sites (ops layer).
   Tensor sum() const;
   Tensor sum(const std::vector<std::int64_t>& dims, bool keepdim = false) const;
   Tensor mean() const;
@@ -119,6 +123,7 @@ class Tensor {
   void zero_grad() const;
   // Accumulates d(this)/d(leaf) into every leaf's .grad. A non-scalar tensor needs `grad_output`.
   // The graph's saved tensors are freed unless `retain_graph` (which defaults to `create_graph`).
+  // Ops layer: autograd::backward({*this}, …).
   void backward(const Tensor& grad_output = Tensor(), std::optional<bool> retain_graph = std::nullopt,
                 bool create_graph = false) const;
 
@@ -127,6 +132,7 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// PyTorch's repr style; defined in src/tensor_print.cpp because it names the grad_fn.
 std::ostream& operator<<(std::ostream& out, const Tensor& t);
 
 // Factories.

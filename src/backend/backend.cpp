@@ -1,9 +1,11 @@
-// Device registry: maps a Device to its backend and allocator, and answers the public device queries.
+// Device registry: maps a Device to its backend and allocator, and answers the public device queries
+// and settings (fpi/device.hpp).
 #include "backend/backend.hpp"
 
 #include "fpi/device.hpp"
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/parallel.hpp"
 #ifdef FPI_WITH_CUDA
 #include "backend/cuda/cuda_backend.hpp"
 #endif
@@ -53,5 +55,8 @@ int cuda_device_count() { return 0; }
 bool cuda_available() { return cuda_device_count() > 0; }
 
 void synchronize(Device device) { backend::backend_for(device).synchronize(); }
+
+int num_threads() { return backend::cpu::num_threads(); }
+void set_num_threads(int threads) { backend::cpu::set_num_threads(threads); }
 
 }  // namespace fpi

@@ -135,14 +135,12 @@ Tensor unrolled_forward(const Problem& p, const Tensors& inputs, const Tensor& x
     bool any_active = false;
     for (std::int64_t j = 0; j < geo.samples; ++j) {
       if (!active[j]) continue;
-      const double fn = std::sqrt(norms[j]);
-      FPI_CHECK(std::isfinite(fn) && std::isfinite(norms[geo.samples + j]), "fixed_point '", p.options.name,
-                "' forward: iteration ", iteration, " produced a non-finite value (NaN or Inf) in sample ", j);
-      const double residual =
-          fn / std::max({std::sqrt(norms[geo.samples + j]), std::sqrt(norms[2 * geo.samples + j]), 1e-300});
+      const auto [residual, converged] =
+          test_residual(std::sqrt(norms[j]), std::sqrt(norms[2 * geo.samples + j]), std::sqrt(norms[geo.samples + j]),
+                        iteration, j, o, "fixed_point '" + p.options.name + "' forward");
       s.iterations[j] = iteration;
       s.residuals[j] = residual;
-      if (residual < o.tolerance && iteration >= o.min_iterations) {
+      if (converged) {
         s.converged[j] = 1;
         active[j] = 0;
         weight[j] = 1.0;

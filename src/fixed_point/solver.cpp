@@ -147,6 +147,16 @@ void validate(const SolverOptions& o, const std::string& where) {
   FPI_CHECK(o.anderson_ridge >= 0.0, where, ": anderson_ridge must be non-negative, got ", o.anderson_ridge);
 }
 
+ResidualTest test_residual(double f_norm, double x_norm, double gx_norm, int iteration, std::int64_t sample,
+                           const SolverOptions& options, const std::string& what) {
+  FPI_CHECK(std::isfinite(f_norm) && std::isfinite(gx_norm), what, ": iteration ", iteration,
+            " produced a non-finite value (NaN or Inf) in sample ", sample,
+            "; the map is diverging or its input holds NaN (check its Lipschitz constant, the learning rate and "
+            "the data)");
+  const double residual = f_norm / std::max({x_norm, gx_norm, std::numeric_limits<double>::min()});
+  return {residual, residual < options.tolerance && iteration >= options.min_iterations};
+}
+
 SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what,
                   const std::vector<double>& initial_damping) {
   NoGrad no_grad;
@@ -195,15 +205,12 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
     Rows keep, done;
     for (std::int64_t j = 0; j < k; ++j) {
       RowState& row = rows[j];
-      const double fn = std::sqrt(host[j]), xn = std::sqrt(host[k + j]), gn = std::sqrt(host[2 * k + j]);
-      FPI_CHECK(std::isfinite(fn) && std::isfinite(gn), what, ": iteration ", iteration,
-                " produced a non-finite value (NaN or Inf) in sample ", row.sample,
-                "; the map is diverging or its input holds NaN (check its Lipschitz constant, the learning rate and "
-                "the data)");
-      const double residual = fn / std::max({xn, gn, std::numeric_limits<double>::min()});
+      const double fn = std::sqrt(host[j]);
+      const auto [residual, converged] =
+          test_residual(fn, std::sqrt(host[k + j]), std::sqrt(host[2 * k + j]), iteration, row.sample, options, what);
       stats.iterations[row.sample] = iteration;
       stats.residuals[row.sample] = residual;
-      if (residual < options.tolerance && iteration >= options.min_iterations) {
+      if (converged) {
         stats.converged[row.sample] = 1;
         done.push_back(j);
         continue;

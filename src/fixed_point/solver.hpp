@@ -27,6 +27,17 @@ struct SolveResult {
   std::vector<double> damping;  // each sample's Picard damping at the end (the safeguards may lower it)
 };
 
+// The stopping test of every FPI loop (the solver's, and the recorded loop of the unrolled backward),
+// for one sample with ‖g(x) − x‖ = f_norm, ‖x‖ = x_norm and ‖g(x)‖ = gx_norm at `iteration`: throws
+// when a norm is not finite (naming `what`, the iteration and the sample), and returns the relative
+// residual ‖g(x) − x‖ / max(‖x‖, ‖g(x)‖) with whether it meets the tolerance.
+struct ResidualTest {
+  double residual;
+  bool converged;
+};
+ResidualTest test_residual(double f_norm, double x_norm, double gx_norm, int iteration, std::int64_t sample,
+                           const SolverOptions& options, const std::string& what);
+
 // Iterates from x0 (S, n) under NoGrad. `what` names the solve in errors ("layer 'f' forward").
 // `initial_damping` (one per sample) replaces options.damping: the backward FPI starts from the
 // damping under which the forward converged, since the damped linearised map is then a contraction.

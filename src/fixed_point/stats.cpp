@@ -1,4 +1,5 @@
-// Solve statistics and the non-convergence report.
+// SolveStats: the summaries of one solve (mean and max iterations, converged fraction, cycles, largest
+// residual) and its one-line printing. The non-convergence warning is the layer's (forward.cpp).
 #include <algorithm>
 #include <iomanip>
 #include <numeric>

@@ -1,6 +1,5 @@
 // Element-wise ops: arithmetic, activations, comparisons. Each op's forward is one backend call and
 // its backward, right below it, is written in these same ops.
-#include <limits>
 
 #include "ops/op_util.hpp"
 
@@ -26,8 +25,6 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
   backend_of(a).binary(op, out, ops::broadcast_view(a, shape), ops::broadcast_view(b, shape));
   return out;
 }
-
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 }  // namespace
 

@@ -1,8 +1,10 @@
-// Helpers shared by the op families: argument checks and raw (unrecorded) views and outputs.
+// Helpers shared by the op families: argument checks, and the unrecorded views and outputs that ops
+// build their results from (views come from the tensor layer, src/raw_tensor.hpp).
 #pragma once
 
 #include "backend/backend.hpp"
 #include "fpi/ops.hpp"
+#include "raw_tensor.hpp"
 
 namespace fpi::ops {
 
@@ -22,26 +24,8 @@ inline void check_compatible(const Tensor& a, const Tensor& b, const char* op) {
             b.device().str(), " ", shape_str(b.shape()), " (move one with .to(device))");
 }
 
-// A new handle on a's storage with the given geometry; not recorded on the tape.
-inline Tensor raw_view(const Tensor& a, const Shape& shape, const Shape& strides, std::int64_t offset) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = a.impl()->storage;
-  impl->shape = shape;
-  impl->strides = strides;
-  impl->offset = offset;
-  impl->dtype = a.dtype();
-  return Tensor(std::move(impl));
-}
-
-// a viewed with `shape` (a broadcast of a's shape): stride 0 along broadcast dimensions.
-inline Tensor broadcast_view(const Tensor& a, const Shape& shape) {
-  if (a.shape() == shape) return a;
-  const std::size_t lead = shape.size() - a.shape().size();
-  Shape strides(shape.size(), 0);
-  for (std::size_t i = 0; i < a.shape().size(); ++i)
-    strides[lead + i] = a.shape()[i] == 1 && shape[lead + i] != 1 ? 0 : a.strides()[i];
-  return raw_view(a, shape, strides, a.offset());
-}
+using detail::broadcast_view;
+using detail::raw_view;
 
 inline Tensor empty_as(const Shape& shape, const Tensor& like) { return empty(shape, like.options()); }
 

@@ -131,11 +131,4 @@ Tensor sum_to(const Tensor& a, const Shape& shape) {
 
 Tensor norm(const Tensor& a) { return sqrt(sum(square(a))); }
 
-Tensor Tensor::sum() const { return fpi::sum(*this); }
-Tensor Tensor::sum(const std::vector<std::int64_t>& dims, bool keepdim) const { return fpi::sum(*this, dims, keepdim); }
-Tensor Tensor::mean() const { return fpi::mean(*this); }
-Tensor Tensor::mean(const std::vector<std::int64_t>& dims, bool keepdim) const {
-  return fpi::mean(*this, dims, keepdim);
-}
-
 }  // namespace fpi

@@ -1,5 +1,8 @@
 // Shape ops: views that share storage (reshape of contiguous data, transpose, permute, slice, expand,
-// squeeze), and the ops that copy (concat, contiguous, clone, dtype and device conversion).
+// squeeze), and the ops that copy (concat, contiguous, clone, dtype and device conversion). Each view
+// op checks its arguments, computes the view's geometry and records itself; the handle is built by the
+// tensor layer (src/raw_tensor.hpp). The Tensor methods of the same names forward here
+// (src/ops/tensor_methods.cpp).
 #include <algorithm>
 
 #include "ops/op_util.hpp"
@@ -56,24 +59,25 @@ Tensor reshape(const Tensor& a, const Shape& requested) {
       [from](const Tensor& g) { return g.reshape(from); });
 }
 
-Tensor Tensor::reshape(const Shape& shape) const { return fpi::reshape(*this, shape); }
-
-Tensor Tensor::view(const Shape& shape) const {
-  FPI_CHECK(is_contiguous(), "view: the tensor of shape ", shape_str(this->shape()), " with strides ",
-            shape_str(strides()), " is not contiguous; use reshape() (which copies) instead");
-  return fpi::reshape(*this, shape);
+Tensor view(const Tensor& a, const Shape& shape) {
+  ops::check_defined(a, "view", "the input");
+  FPI_CHECK(a.is_contiguous(), "view: the tensor of shape ", shape_str(a.shape()), " with strides ",
+            shape_str(a.strides()), " is not contiguous; use reshape() (which copies) instead");
+  return reshape(a, shape);
 }
 
-Tensor Tensor::flatten(std::int64_t start_dim, std::int64_t end_dim) const {
-  if (dim() == 0) return reshape({1});
-  const auto s = wrap_dim(start_dim, dim(), "flatten"), e = wrap_dim(end_dim, dim(), "flatten");
+Tensor flatten(const Tensor& a, std::int64_t start_dim, std::int64_t end_dim) {
+  ops::check_defined(a, "flatten", "the input");
+  if (a.dim() == 0) return reshape(a, {1});
+  const auto s = wrap_dim(start_dim, a.dim(), "flatten"), e = wrap_dim(end_dim, a.dim(), "flatten");
   FPI_CHECK(s <= e, "flatten: start_dim ", start_dim, " comes after end_dim ", end_dim);
-  Shape out(shape().begin(), shape().begin() + s);
+  const Shape& shape = a.shape();
+  Shape out(shape.begin(), shape.begin() + s);
   std::int64_t merged = 1;
-  for (auto i = s; i <= e; ++i) merged *= shape()[i];
+  for (auto i = s; i <= e; ++i) merged *= shape[i];
   out.push_back(merged);
-  out.insert(out.end(), shape().begin() + e + 1, shape().end());
-  return reshape(out);
+  out.insert(out.end(), shape.begin() + e + 1, shape.end());
+  return reshape(a, out);
 }
 
 Tensor permute(const Tensor& a, const std::vector<std::int64_t>& dims) {
@@ -102,9 +106,6 @@ Tensor transpose(const Tensor& a, std::int64_t dim0, std::int64_t dim1) {
   return permute(a, dims);
 }
 
-Tensor Tensor::transpose(std::int64_t dim0, std::int64_t dim1) const { return fpi::transpose(*this, dim0, dim1); }
-Tensor Tensor::permute(const std::vector<std::int64_t>& dims) const { return fpi::permute(*this, dims); }
-
 // Python slicing semantics: negative bounds count from the end, out-of-range bounds are clipped.
 Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t end, std::int64_t step) {
   ops::check_defined(a, "slice", "the input");
@@ -124,23 +125,21 @@ Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t
       [=](const Tensor& g) { return slice_scatter_zeros(g, from, d, start, end, step); });
 }
 
-Tensor Tensor::slice(std::int64_t dim, std::int64_t start, std::int64_t end, std::int64_t step) const {
-  return fpi::slice(*this, dim, start, end, step);
+Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t length) {
+  ops::check_defined(a, "narrow", "the input");
+  const auto d = wrap_dim(dim, a.dim(), "narrow");
+  FPI_CHECK(start >= 0 && length >= 0 && start + length <= a.shape()[d], "narrow: [", start, ", ", start + length,
+            ") is out of range for dimension ", dim, " of size ", a.shape()[d]);
+  return slice(a, d, start, start + length);
 }
 
-Tensor Tensor::narrow(std::int64_t dim, std::int64_t start, std::int64_t length) const {
-  const auto d = wrap_dim(dim, this->dim(), "narrow");
-  FPI_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow: [", start, ", ", start + length,
-            ") is out of range for dimension ", dim, " of size ", shape()[d]);
-  return fpi::slice(*this, d, start, start + length);
-}
-
-Tensor Tensor::select(std::int64_t dim, std::int64_t index) const {
-  const auto d = wrap_dim(dim, this->dim(), "select");
-  const std::int64_t n = shape()[d];
+Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index) {
+  ops::check_defined(a, "select", "the input");
+  const auto d = wrap_dim(dim, a.dim(), "select");
+  const std::int64_t n = a.shape()[d];
   FPI_CHECK(index >= -n && index < n, "select: index ", index, " is out of range for dimension ", dim, " of size ", n);
   const std::int64_t i = index < 0 ? index + n : index;
-  return fpi::slice(*this, d, i, i + 1).squeeze(d);
+  return squeeze(slice(a, d, i, i + 1), d);
 }
 
 // The adjoint of slice: zeros everywhere except the sliced positions, which receive `a`.
@@ -185,8 +184,6 @@ Tensor expand(const Tensor& a, const Shape& requested) {
       [from](const Tensor& g) { return sum_to(g, from); });
 }
 
-Tensor Tensor::expand(const Shape& shape) const { return fpi::expand(*this, shape); }
-
 Tensor unsqueeze(const Tensor& a, std::int64_t dim) {
   ops::check_defined(a, "unsqueeze", "the input");
   const auto d = wrap_dim(dim, a.dim() + 1, "unsqueeze");
@@ -214,9 +211,6 @@ Tensor squeeze(const Tensor& a, std::int64_t dim) {
       "squeeze", a, [&](const Tensor& s) { return raw_view(s, shape, strides, s.offset()); },
       [from](const Tensor& g) { return g.reshape(from); });
 }
-
-Tensor Tensor::unsqueeze(std::int64_t dim) const { return fpi::unsqueeze(*this, dim); }
-Tensor Tensor::squeeze(std::int64_t dim) const { return fpi::squeeze(*this, dim); }
 
 Tensor concat(const std::vector<Tensor>& tensors, std::int64_t dim) {
   FPI_CHECK(!tensors.empty(), "concat: no tensors given");
@@ -273,8 +267,7 @@ namespace {
 // A copy into a new tensor with the given dtype and device; the gradient converts back.
 Tensor copy_op(const char* name, const Tensor& a, DType dtype, Device device) {
   ops::check_defined(a, name, "the input");
-  Tensor y = empty(a.shape(), {dtype, device});
-  backend::backend_for(device.is_cpu() ? a.device() : device).copy(y, a);
+  Tensor y = detail::raw_copy(a, dtype, device);
   const DType from_dtype = a.dtype();
   const Device from_device = a.device();
   autograd::record(name, {a}, y, {}, [from_dtype, from_device](const Tensor& g, const autograd::BackwardContext&) {
@@ -284,18 +277,24 @@ Tensor copy_op(const char* name, const Tensor& a, DType dtype, Device device) {
 }
 }  // namespace
 
-Tensor Tensor::contiguous() const {
-  return is_contiguous() ? *this : copy_op("contiguous", *this, dtype(), device());
+Tensor contiguous(const Tensor& a) {
+  ops::check_defined(a, "contiguous", "the input");
+  return a.is_contiguous() ? a : copy_op("contiguous", a, a.dtype(), a.device());
 }
 
-Tensor Tensor::clone() const { return copy_op("clone", *this, dtype(), device()); }
-
-Tensor Tensor::to(DType target) const {
-  return target == dtype() ? *this : copy_op("to_dtype", *this, target, device());
+Tensor clone(const Tensor& a) {
+  ops::check_defined(a, "clone", "the input");
+  return copy_op("clone", a, a.dtype(), a.device());
 }
 
-Tensor Tensor::to(Device target) const {
-  return target == device() ? *this : copy_op("to_device", *this, dtype(), target);
+Tensor to_dtype(const Tensor& a, DType dtype) {
+  ops::check_defined(a, "to_dtype", "the input");
+  return dtype == a.dtype() ? a : copy_op("to_dtype", a, dtype, a.device());
+}
+
+Tensor to_device(const Tensor& a, Device device) {
+  ops::check_defined(a, "to_device", "the input");
+  return device == a.device() ? a : copy_op("to_device", a, a.dtype(), device);
 }
 
 }  // namespace fpi

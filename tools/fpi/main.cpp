@@ -13,8 +13,8 @@
 #include <span>
 #include <string_view>
 
-#include "backend/cpu/parallel.hpp"
 #include "commands.hpp"
+#include "fpi/device.hpp"
 #include "fpi/tensor.hpp"
 
 namespace {
@@ -63,7 +63,7 @@ int run_info(std::span<char*> args) {
   const char* threads_env = std::getenv("FPI_NUM_THREADS");
   std::cout << "fpi " << FPI_VERSION << "\n"
             << "build type    " << FPI_BUILD_TYPE << (FPI_NATIVE_BUILD ? ", -march=native" : "") << "\n"
-            << "CPU threads   " << fpi::backend::cpu::num_threads()
+            << "CPU threads   " << fpi::num_threads()
             << (threads_env ? std::string(" (FPI_NUM_THREADS=") + threads_env + ")"
                             : std::string(" (all cores; set FPI_NUM_THREADS to change)"))
             << "\n"

@@ -1,9 +1,12 @@
 // Fork-join pool: the calling thread takes a chunk too, so n threads means n - 1 workers.
 #include "backend/cpu/parallel.hpp"
 
+#include "fpi/core.hpp"
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -104,14 +107,25 @@ class Pool {
   bool stopping_ = false;
 };
 
-Pool& pool() {
-  static Pool instance(configured_threads());
-  return instance;
+// Replaced whole by set_num_threads: a pool's size is fixed for its workers' lifetime.
+std::unique_ptr<Pool>& pool_slot() {
+  static std::unique_ptr<Pool> slot = std::make_unique<Pool>(configured_threads());
+  return slot;
 }
+
+Pool& pool() { return *pool_slot(); }
 
 }  // namespace
 
 int num_threads() { return pool().size(); }
+
+void set_num_threads(int threads) {
+  FPI_CHECK(threads > 0, "set_num_threads: the thread count must be at least 1, got ", threads);
+  FPI_CHECK(!in_parallel_region, "set_num_threads: called from inside a parallel region");
+  if (threads == num_threads()) return;
+  pool_slot().reset();
+  pool_slot() = std::make_unique<Pool>(threads);
+}
 
 void parallel_for_impl(std::int64_t begin, std::int64_t end, std::int64_t grain, RangeFn fn) {
   if (end <= begin) return;

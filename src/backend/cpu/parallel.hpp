@@ -25,6 +25,7 @@ class RangeFn {
 };
 
 int num_threads();
+void set_num_threads(int threads);
 
 // Calls fn on disjoint chunks covering [begin, end); runs inline when the range is below `grain`
 // or a parallel region is already active.
