@@ -2,16 +2,13 @@
 // inside (uniform across the grid, so it costs no divergence and keeps the number of instantiations,
 // and the compile time, small). Every launcher picks a contiguous fast path, where all operands are
 // dense and aligned element for element, or the general strided path (broadcasts have stride 0).
-// The formulas match src/backend/cpu/elementwise.cpp, NaN handling included.
+// The formulas are the CPU's own, from src/backend/scalar_ops.hpp.
+#include "backend/scalar_ops.hpp"
 #include "kernels/common.cuh"
 #include "kernels/elementwise.hpp"
 
 namespace fpi::backend::cuda {
 namespace {
-
-// Tripwire for new opcodes: each needs a case in apply() below, and device code gets no -Wswitch.
-static_assert(static_cast<int>(UnaryOp::NonFinite) == 18 && static_cast<int>(BinaryOp::Eq) == 10,
-              "an opcode was added or moved: give it a case in kernels/elementwise.cu, then update this check");
 
 template <int N>
 bool dense(const StridedArgs<N>& a) {
@@ -21,62 +18,19 @@ bool dense(const StridedArgs<N>& a) {
   return true;
 }
 
-template <class T>
-__device__ __forceinline__ T pow_scalar(T x, T p) {
-  if (p == T(2)) return x * x;
-  if (p == T(1)) return x;
-  if (p == T(3)) return x * x * x;
-  if (p == T(0.5)) return sqrt(x);
-  if (p == T(-1)) return T(1) / x;
-  return pow(x, p);
-}
-
+// A value that is no opcode leaves x unchanged (the CPU raises instead; a kernel cannot).
 template <class T>
 __device__ __forceinline__ T apply(UnaryOp op, T x, T a, T b) {
-  switch (op) {
-    case UnaryOp::Neg: return -x;
-    case UnaryOp::Exp: return exp(x);
-    case UnaryOp::Log: return log(x);
-    case UnaryOp::Sqrt: return sqrt(x);
-    case UnaryOp::Abs: return fabs(x);
-    case UnaryOp::Sign: return T((x > T(0)) - (x < T(0)));
-    case UnaryOp::Relu: return x > T(0) ? x : T(0);
-    case UnaryOp::Step: return x > T(0) ? T(1) : T(0);
-    case UnaryOp::Sigmoid: return T(1) / (T(1) + exp(-x));
-    case UnaryOp::Tanh: return tanh(x);
-    case UnaryOp::Softplus: return (x > T(0) ? x : T(0)) + log1p(exp(-fabs(x)));
-    case UnaryOp::Square: return x * x;
-    case UnaryOp::Reciprocal: return T(1) / x;
-    case UnaryOp::PowScalar: return pow_scalar(x, a);
-    case UnaryOp::AddScalar: return x + a;
-    case UnaryOp::MulScalar: return x * a;
-    case UnaryOp::Clamp: {
-      if (isnan(x)) return x;
-      const T low = x < a ? a : x;  // std::max(x, a)
-      return b < low ? b : low;     // std::min(low, b)
-    }
-    case UnaryOp::InRange: return T(x >= a && x <= b);
-    case UnaryOp::NonFinite: return T(!isfinite(x));
-  }
-  return x;
+  T y = x;
+  with_unary_formula(op, a, b, [&](auto formula) { y = formula(x); });
+  return y;
 }
 
 template <class T>
 __device__ __forceinline__ T apply(BinaryOp op, T x, T y) {
-  switch (op) {
-    case BinaryOp::Add: return x + y;
-    case BinaryOp::Sub: return x - y;
-    case BinaryOp::Mul: return x * y;
-    case BinaryOp::Div: return x / y;
-    case BinaryOp::Minimum: return (x < y || isnan(x)) ? x : y;
-    case BinaryOp::Maximum: return (x > y || isnan(x)) ? x : y;
-    case BinaryOp::Gt: return T(x > y);
-    case BinaryOp::Ge: return T(x >= y);
-    case BinaryOp::Lt: return T(x < y);
-    case BinaryOp::Le: return T(x <= y);
-    case BinaryOp::Eq: return T(x == y);
-  }
-  return x;
+  T z = x;
+  with_binary_formula<T>(op, [&](auto formula) { z = formula(x, y); });
+  return z;
 }
 
 template <class D, class S>

@@ -8,6 +8,9 @@
 //
 // Nodes are owned by the tensors that need them (a tensor owns its grad_fn, a node owns its inputs'
 // nodes), so a step's graph is freed when the last tensor of that step dies.
+//
+// The tape and the ops (fpi/ops.hpp) are one layer and include each other: ops record nodes, and
+// nodes run ops. The grad-mode switch sits below both, in fpi/grad_mode.hpp.
 #pragma once
 
 #include <cstdint>

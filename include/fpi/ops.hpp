@@ -2,11 +2,15 @@
 // backward rule is itself written with these ops, so gradients of gradients work. Binary ops follow
 // NumPy broadcasting; operands must share dtype and device (fpi never converts silently).
 //
+// Ops and the tape (fpi/autograd.hpp) are one layer: an op records itself on the tape, and the tape's
+// backward rules are ops, which is what makes gradients of gradients possible. They include each other
+// and nothing above them; below them are the backend and the tensor.
+//
 // Where each lives (forward and backward side by side):
 //   src/ops/elementwise.cpp  arithmetic, activations, comparisons
 //   src/ops/reduce.cpp       sum, mean, max, logsumexp, softmax, sum_to
 //   src/ops/shape.cpp        views, reshape, concat, stack, copies and conversions
-//   src/ops/linalg.cpp       matmul, linear
+//   src/ops/linalg.cpp       matmul, linear, solve
 //   src/ops/conv.cpp         conv2d, conv_transpose2d and their adjoints
 //   src/ops/loss.cpp         mse, bce, bce_with_logits, cross_entropy
 //   src/ops/tensor_methods.cpp  Tensor's differentiable methods (x.reshape(…) and the like) and

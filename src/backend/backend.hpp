@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "backend/allocator.hpp"
 #include "backend/op_codes.hpp"
@@ -79,6 +80,13 @@ class Backend {
   // dst has src's rank with size 1 in every reduced dimension.
   virtual void reduce(ReduceOp op, const Tensor& dst, const Tensor& src) = 0;
   virtual void gemm(const GemmDesc& desc) = 0;
+  // Batched dense solve in place, as LAPACK's ?gesv (LU with partial pivoting): for every i, A[i] X[i]
+  // = B[i] with A[i] n x n and B[i] n x k, each matrix stored column by column (LAPACK's layout), so
+  // `lu` is a contiguous (batch, n, n) tensor holding each A[i] transposed and `rhs` a contiguous
+  // (batch, k, n) one holding each B[i] transposed. `lu` is overwritten by the LU factors and `rhs` by
+  // the solutions X[i] (transposed). Returns the indices i whose A[i] is singular (a zero pivot); their
+  // X[i] is unspecified.
+  virtual std::vector<std::int64_t> solve(const Tensor& lu, const Tensor& rhs) = 0;
 
   virtual void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dDesc& desc) = 0;
   // gx = d<y, gy>/dx (overwritten).

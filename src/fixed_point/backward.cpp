@@ -11,9 +11,7 @@
 
 #include "fixed_point/layer.hpp"
 #include "fpi/ops.hpp"
-
-extern "C" void dgesv_(const int* n, const int* nrhs, double* a, const int* lda, int* ipiv, double* b, const int* ldb,
-                       int* info);
+#include "ops/linalg.hpp"
 
 namespace fpi::fixed_point_detail {
 namespace {
@@ -97,40 +95,31 @@ Tensor implicit_solve(const Problem& p, const StepGraph& full, const Tensor& x_r
   return solved.x;
 }
 
-// The oracle: per sample, the dense Jacobian from one VJP per state coordinate, then (I − Jᵀ) c = ∇x̂L.
+// The oracle: per sample, the dense Jacobian from one VJP per state coordinate, then (I − Jᵀ) c = ∇x̂L,
+// solved in float64 whatever the dtype.
 Tensor exact_solve(const Problem& p, const StepGraph& full, const Tensor& gl_rows, SolveStats& stats) {
   const auto started = std::chrono::steady_clock::now();
   const std::int64_t n = p.geometry.width, samples = p.geometry.samples;
   FPI_CHECK(n <= p.options.exact_max_state, "fixed_point '", p.options.name, "': the exact backward needs a ", n,
             " x ", n, " Jacobian per sample, above exact_max_state = ", p.options.exact_max_state,
             "; use the implicit backward for states this large");
-  // jacobian[s][i * n + j] = ∂g_i/∂x_j for sample s.
-  std::vector<std::vector<double>> jacobian(samples, std::vector<double>(n * n));
+  // Row i of every sample's J = ∂g/∂x is the VJP of the i-th unit vector: jacobian[s][i][j] = ∂g_i/∂x_j.
+  Tensors rows;
   for (std::int64_t i = 0; i < n; ++i) {
     Tensor unit = zeros({samples, n}, gl_rows.options());
     {
       NoGrad no_grad;
       unit.slice(1, i, i + 1).fill_(1.0);
     }
-    const auto row = vjp_x(full, unit).to_vector<double>();
-    for (std::int64_t s = 0; s < samples; ++s)
-      std::copy(row.begin() + s * n, row.begin() + (s + 1) * n, jacobian[s].begin() + i * n);
+    rows.push_back(vjp_x(full, unit));
   }
-  const auto rhs = gl_rows.to_vector<double>();
-  std::vector<double> solution(rhs.size());
-  const int order = static_cast<int>(n), one = 1;
-  std::vector<int> pivots(n);
-  for (std::int64_t s = 0; s < samples; ++s) {
-    // LAPACK is column-major: element (a, b) of I − Jᵀ, which is δ_ab − J[b][a], sits at a + b n.
-    std::vector<double> a(n * n);
-    for (std::int64_t col = 0; col < n; ++col)
-      for (std::int64_t row = 0; row < n; ++row) a[row + col * n] = (row == col ? 1.0 : 0.0) - jacobian[s][col * n + row];
-    std::copy(rhs.begin() + s * n, rhs.begin() + (s + 1) * n, solution.begin() + s * n);
-    int info = 0;
-    dgesv_(&order, &one, a.data(), &order, pivots.data(), solution.data() + s * n, &order, &info);
-    FPI_CHECK(info == 0, "fixed_point '", p.options.name, "': exact backward: I - (dg/dx)^T is singular for sample ",
-              s, " (LAPACK dgesv info ", info, "); g is not a contraction there");
-  }
+  const Tensor jacobian = stack(rows, 1).to(kFloat64);
+  const TensorOptions f64{.dtype = kFloat64, .device = gl_rows.device()};
+  const Tensor system = eye(n, f64) - jacobian.transpose(1, 2);
+  const ops::SolveReport solved = ops::solve_reporting_singular(system, gl_rows.to(kFloat64).unsqueeze(2));
+  FPI_CHECK(solved.singular.empty(), "fixed_point '", p.options.name,
+            "': exact backward: I - (dg/dx)^T is singular for sample ", solved.singular.front(),
+            "; g is not a contraction there");
   stats = SolveStats{};
   stats.ran = true;
   stats.iterations.assign(samples, static_cast<int>(n));
@@ -138,7 +127,7 @@ Tensor exact_solve(const Problem& p, const StepGraph& full, const Tensor& gl_row
   stats.converged.assign(samples, 1);
   stats.cycled.assign(samples, 0);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return from_vector(solution, Shape{samples, n}, gl_rows.options());
+  return solved.x.squeeze(2).to(gl_rows.dtype());
 }
 
 // Gradients of <c, g(x̂, inputs)> w.r.t. the wanted inputs, through the step graph.

@@ -1,6 +1,8 @@
-// Matrix products: matmul (2-D and batched, broadcast batch dimensions) and linear.
+// Matrix products: matmul (2-D and batched, broadcast batch dimensions) and linear; dense solves.
 // Transposed operands (such as the views the backward passes create) go to GEMM as transpose flags
 // instead of being copied.
+#include "ops/linalg.hpp"
+
 #include "ops/op_util.hpp"
 
 namespace fpi {
@@ -59,6 +61,16 @@ MatrixOperand as_operand(const Tensor& t, const Shape& batch_shape, std::int64_t
     if (uniform) return op;
   }
   fail("matmul: internal error, a contiguous operand could not be addressed");
+}
+
+// "[i, j]" for the row-major index `flat` into `batch`.
+std::string batch_index_str(std::int64_t flat, const Shape& batch) {
+  Shape index(batch.size());
+  for (std::size_t d = batch.size(); d-- > 0;) {
+    index[d] = flat % batch[d];
+    flat /= batch[d];
+  }
+  return shape_str(index);
 }
 
 }  // namespace
@@ -180,6 +192,60 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     return Tensors{gx, gw, gb};
   });
   return y;
+}
+
+// X = A⁻¹ B;  dB = A⁻ᵀ g,  dA = −dB Xᵀ  (summed over broadcast batch dimensions)
+ops::SolveReport ops::solve_reporting_singular(const Tensor& a, const Tensor& b) {
+  ops::check_compatible(a, b, "solve");
+  FPI_CHECK(a.dim() >= 2 && a.size(-1) == a.size(-2), "solve: A must be square matrices (..., n, n), got shape ",
+            shape_str(a.shape()));
+  const std::int64_t n = a.size(-1);
+  FPI_CHECK(b.dim() >= 2 && b.size(-2) == n, "solve: B of shape ", shape_str(b.shape()), " does not match A of shape ",
+            shape_str(a.shape()), " (expected (..., ", n, ", k); unsqueeze a vector first)");
+  const std::int64_t k = b.size(-1);
+  const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                       Shape(b.shape().begin(), b.shape().end() - 2), "solve");
+  const std::int64_t count = shape_numel(batch);
+  const auto with_matrix = [&](std::int64_t rows, std::int64_t cols) {
+    Shape s = batch;
+    s.push_back(rows);
+    s.push_back(cols);
+    return s;
+  };
+  // The backend's layout is LAPACK's: every matrix stored column by column, that is, transposed. Both
+  // copies are also the buffers it overwrites with the factors and the solutions.
+  Tensor lu = ops::empty_as(with_matrix(n, n), a);
+  backend_of(lu).copy(lu, ops::broadcast_view(a.detach(), with_matrix(n, n)).transpose(-1, -2));
+  Tensor rhs = ops::empty_as(with_matrix(k, n), a);
+  backend_of(rhs).copy(rhs, ops::broadcast_view(b.detach(), with_matrix(n, k)).transpose(-1, -2));
+  SolveReport report;
+  report.singular = backend_of(lu).solve(lu.reshape({count, n, n}), rhs.reshape({count, k, n}));
+  Tensor y = ops::empty_as(with_matrix(n, k), a);
+  backend_of(y).copy(y, rhs.transpose(-1, -2));
+
+  const auto backward = [b_shape = b.shape()](const Tensor& g, const autograd::BackwardContext& ctx) {
+    const Tensor& a = ctx.saved(0);
+    const Tensor gb_batch = solve(a.transpose(-1, -2), g);  // both gradients need it
+    Tensor ga, gb;
+    if (ctx.needs_grad(0)) ga = sum_to(-matmul(gb_batch, ctx.output().transpose(-1, -2)), a.shape());
+    if (ctx.needs_grad(1)) gb = sum_to(gb_batch, b_shape);
+    return Tensors{ga, gb};
+  };
+  autograd::record("solve", {a, b}, y, {a}, backward, autograd::SaveOutput::Yes);
+  report.x = y;
+  return report;
+}
+
+Tensor solve(const Tensor& a, const Tensor& b) {
+  ops::SolveReport report = ops::solve_reporting_singular(a, b);
+  if (!report.singular.empty()) {
+    const Shape batch(report.x.shape().begin(), report.x.shape().end() - 2);
+    const std::int64_t others = static_cast<std::int64_t>(report.singular.size()) - 1;
+    fail("solve: A is singular", batch.empty() ? "" : " at batch index " + batch_index_str(report.singular[0], batch),
+         others > 0 ? " (and in " + std::to_string(others) + " more of the batch " + shape_str(batch) + ")" : "",
+         ": its LU factorisation has an exactly zero pivot");
+  }
+  return report.x;
 }
 
 }  // namespace fpi

@@ -53,7 +53,7 @@ function(fpi_add_cuda_backend target)
   # CMake 3.25 does not know CUDA_STANDARD 20; nvcc gets -std=c++20 directly.
   set_target_properties(${target} PROPERTIES CUDA_STANDARD_REQUIRED OFF)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 -Xcompiler=-Wall,-Wextra>)
-  # cuBLAS is opened at its first use (src/backend/cuda/gemm.cpp says why), by soname or else from
+  # cuBLAS is opened at its first use (src/backend/cuda/cublas.hpp says why), by soname or else from
   # where it is found here; only its headers are needed at build time.
   get_target_property(cublas_library CUDA::cublas LOCATION)
   target_compile_definitions(${target} PRIVATE FPI_WITH_CUDA FPI_CUBLAS_LIBRARY="${cublas_library}")

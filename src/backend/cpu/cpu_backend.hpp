@@ -1,6 +1,6 @@
-// The CPU backend: OpenBLAS for matrix products, vectorisable loops for the rest. Each family of
-// primitives lives in its own file beside this one (elementwise.cpp, reduce.cpp, gemm.cpp, conv.cpp,
-// optim.cpp), mirroring the CUDA backend's files.
+// The CPU backend: OpenBLAS for matrix products and dense solves, vectorisable loops for the rest. Each
+// family of primitives lives in its own file beside this one (elementwise.cpp, reduce.cpp, gemm.cpp,
+// solve.cpp, conv.cpp, optim.cpp), mirroring the CUDA backend's files.
 #pragma once
 
 #include "backend/backend.hpp"
@@ -17,6 +17,7 @@ class CpuBackend final : public Backend {
   void binary(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tensor& rhs) override;
   void reduce(ReduceOp op, const Tensor& dst, const Tensor& src) override;
   void gemm(const GemmDesc& desc) override;
+  std::vector<std::int64_t> solve(const Tensor& lu, const Tensor& rhs) override;
 
   void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dDesc& desc) override;
   void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const Conv2dDesc& desc) override;

@@ -1,10 +1,11 @@
-// CPU element-wise primitives: copy (with dtype conversion), fill, unary and binary maps.
-#include <cmath>
+// CPU element-wise primitives: copy (with dtype conversion), fill, unary and binary maps. The maps'
+// formulas are shared with the CUDA kernels (backend/scalar_ops.hpp).
 #include <cstring>
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/dispatch.hpp"
 #include "backend/cpu/strided_loop.hpp"
+#include "backend/scalar_ops.hpp"
 
 namespace fpi::backend::cpu {
 namespace {
@@ -51,61 +52,25 @@ void map2(const Tensor& dst, const Tensor& lhs, const Tensor& rhs, F f) {
   });
 }
 
-template <class T>
-T pow_scalar(T x, T p) {
-  if (p == T(2)) return x * x;
-  if (p == T(1)) return x;
-  if (p == T(3)) return x * x * x;
-  if (p == T(0.5)) return std::sqrt(x);
-  if (p == T(-1)) return T(1) / x;
-  return std::pow(x, p);
-}
-
+// One instantiation of map1, hence one straight loop, per opcode: the opcode is decided once per call.
 template <class T>
 void unary_typed(UnaryOp op, const Tensor& dst, const Tensor& src, T a, T b) {
-  switch (op) {
-    case UnaryOp::Neg: return map1<T, T>(dst, src, [](T x) { return -x; });
-    case UnaryOp::Exp: return map1<T, T>(dst, src, [](T x) { return std::exp(x); });
-    case UnaryOp::Log: return map1<T, T>(dst, src, [](T x) { return std::log(x); });
-    case UnaryOp::Sqrt: return map1<T, T>(dst, src, [](T x) { return std::sqrt(x); });
-    case UnaryOp::Abs: return map1<T, T>(dst, src, [](T x) { return std::abs(x); });
-    case UnaryOp::Sign: return map1<T, T>(dst, src, [](T x) { return T((x > T(0)) - (x < T(0))); });
-    case UnaryOp::Relu: return map1<T, T>(dst, src, [](T x) { return x > T(0) ? x : T(0); });
-    case UnaryOp::Step: return map1<T, T>(dst, src, [](T x) { return x > T(0) ? T(1) : T(0); });
-    case UnaryOp::Sigmoid: return map1<T, T>(dst, src, [](T x) { return T(1) / (T(1) + std::exp(-x)); });
-    case UnaryOp::Tanh: return map1<T, T>(dst, src, [](T x) { return std::tanh(x); });
-    case UnaryOp::Softplus:
-      return map1<T, T>(dst, src, [](T x) { return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x))); });
-    case UnaryOp::Square: return map1<T, T>(dst, src, [](T x) { return x * x; });
-    case UnaryOp::Reciprocal: return map1<T, T>(dst, src, [](T x) { return T(1) / x; });
-    case UnaryOp::PowScalar: return map1<T, T>(dst, src, [a](T x) { return pow_scalar(x, a); });
-    case UnaryOp::AddScalar: return map1<T, T>(dst, src, [a](T x) { return x + a; });
-    case UnaryOp::MulScalar: return map1<T, T>(dst, src, [a](T x) { return x * a; });
-    case UnaryOp::Clamp: return map1<T, T>(dst, src, [a, b](T x) { return std::isnan(x) ? x : std::min(std::max(x, a), b); });
-    case UnaryOp::InRange: return map1<T, T>(dst, src, [a, b](T x) { return T(x >= a && x <= b); });
-    case UnaryOp::NonFinite: return map1<T, T>(dst, src, [](T x) { return T(!std::isfinite(x)); });
-  }
-  fail("cpu unary: unknown op ", static_cast<int>(op));
+  bool known = false;
+  with_unary_formula(op, a, b, [&](auto formula) {
+    map1<T, T>(dst, src, formula);
+    known = true;
+  });
+  FPI_CHECK(known, "cpu unary: unknown op ", static_cast<int>(op));
 }
 
 template <class T>
 void binary_typed(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tensor& rhs) {
-  switch (op) {
-    case BinaryOp::Add: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x + y; });
-    case BinaryOp::Sub: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x - y; });
-    case BinaryOp::Mul: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x * y; });
-    case BinaryOp::Div: return map2<T>(dst, lhs, rhs, [](T x, T y) { return x / y; });
-    case BinaryOp::Minimum:
-      return map2<T>(dst, lhs, rhs, [](T x, T y) { return (x < y || std::isnan(x)) ? x : y; });
-    case BinaryOp::Maximum:
-      return map2<T>(dst, lhs, rhs, [](T x, T y) { return (x > y || std::isnan(x)) ? x : y; });
-    case BinaryOp::Gt: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x > y); });
-    case BinaryOp::Ge: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x >= y); });
-    case BinaryOp::Lt: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x < y); });
-    case BinaryOp::Le: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x <= y); });
-    case BinaryOp::Eq: return map2<T>(dst, lhs, rhs, [](T x, T y) { return T(x == y); });
-  }
-  fail("cpu binary: unknown op ", static_cast<int>(op));
+  bool known = false;
+  with_binary_formula<T>(op, [&](auto formula) {
+    map2<T>(dst, lhs, rhs, formula);
+    known = true;
+  });
+  FPI_CHECK(known, "cpu binary: unknown op ", static_cast<int>(op));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Checks for every CUDA runtime call: a failure throws fpi::Error naming the call, the file and line,
 // and the runtime's own description of the error. cuBLAS and cuDNN calls are checked the same way
-// through throw_library_error (gemm.cpp, conv.cpp). Light on purpose: kernels/*.cu include it.
+// through throw_library_error (cublas.hpp, conv.cpp). Light on purpose: kernels/*.cu include it.
 #pragma once
 
 #include <cuda_runtime_api.h>

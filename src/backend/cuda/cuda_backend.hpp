@@ -1,7 +1,8 @@
-// The CUDA backend: cuBLAS for matrix products, cuDNN for convolutions, fpi's own kernels (kernels/*.cu)
-// for the element-wise maps, reductions and optimizer updates. Each family of primitives lives in its
-// own file beside this one, named like its CPU counterpart in src/backend/cpu/ (elementwise.cpp,
-// reduce.cpp, gemm.cpp, conv.cpp, optim.cpp); device.cpp holds the device registry and allocators.
+// The CUDA backend: cuBLAS for matrix products and dense solves, cuDNN for convolutions, fpi's own
+// kernels (kernels/*.cu) for the element-wise maps, reductions and optimizer updates. Each family of
+// primitives lives in its own file beside this one, named like its CPU counterpart in src/backend/cpu/
+// (elementwise.cpp, reduce.cpp, gemm.cpp, solve.cpp, conv.cpp, optim.cpp); device.cpp holds the device
+// registry and allocators, cublas.cpp the cuBLAS library that gemm.cpp and solve.cpp share.
 //
 // All work of a device is queued on its legacy default stream, in call order: kernels, cuBLAS and
 // cuDNN see each other's results, a block returned to the caching allocator is reused only by work
@@ -24,6 +25,7 @@ class CudaBackend final : public Backend {
   void binary(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tensor& rhs) override;
   void reduce(ReduceOp op, const Tensor& dst, const Tensor& src) override;
   void gemm(const GemmDesc& desc) override;
+  std::vector<std::int64_t> solve(const Tensor& lu, const Tensor& rhs) override;
 
   void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dDesc& desc) override;
   void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const Conv2dDesc& desc) override;
