@@ -1,6 +1,6 @@
 // TensorDataset and DataLoader: batch sizes and contents in order, drop_last, shuffling that is a
 // permutation per epoch and repeats for a seed, rows kept aligned across tensors, copies not views,
-// and the errors a user can cause.
+// resuming from a state dict mid-epoch, and the errors a user can cause.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 
 #include "fpi/data/loader.hpp"
 #include "fpi/ops.hpp"
+#include "test_util.hpp"
 
 namespace fpi::data {
 namespace {
@@ -113,6 +114,85 @@ TEST(DataLoader, RejectsWhatCannotWork) {
             "TensorDataset: tensor 0 is a scalar; every tensor needs a row dimension (0)");
   DataLoader loader(make_dataset(4), {.batch_size = 2});
   EXPECT_EQ(message([&] { loader.batch(2); }), "DataLoader::batch: index 2 is out of range (2 batches)");
+}
+
+// The batches a loop sees from here on: the rest of the current epoch, then `epochs` whole ones.
+std::vector<std::vector<std::int64_t>> batches_from_here(DataLoader& loader, int epochs) {
+  std::vector<std::vector<std::int64_t>> out;
+  for (const auto& batch : loader.rest_of_epoch()) out.push_back(rows_of(batch));
+  for (int e = 0; e < epochs; ++e)
+    for (const auto& batch : loader) out.push_back(rows_of(batch));
+  return out;
+}
+
+TEST(DataLoaderState, ResumesMidEpochWithTheSameBatches) {
+  for (const bool shuffle : {true, false}) {
+    const DataLoaderOptions options{.batch_size = 3, .shuffle = shuffle, .drop_last = true, .seed = 5};
+    DataLoader original(make_dataset(11), options);
+    epoch(original);
+    std::int64_t taken = 0;
+    for (const auto& batch : original) {
+      rows_of(batch);
+      if (++taken == 2) break;  // a checkpoint after the second batch of the second epoch
+    }
+    EXPECT_EQ(original.epoch(), 2);
+    EXPECT_EQ(original.next_batch(), 2);
+    const State saved = original.state_dict().clone();
+    const auto expected = batches_from_here(original, 2);
+    ASSERT_EQ(expected.size(), 1u + 2u * 3u) << "one batch left in the epoch, then two epochs of three";
+
+    DataLoader resumed(make_dataset(11), {.batch_size = 3, .shuffle = shuffle, .drop_last = true, .seed = 77});
+    resumed.load_state_dict(saved);
+    EXPECT_EQ(resumed.epoch(), 2);
+    EXPECT_EQ(resumed.next_batch(), 2);
+    EXPECT_EQ(batches_from_here(resumed, 2), expected) << "shuffle " << shuffle;
+  }
+}
+
+TEST(DataLoaderState, RestOfEpochIsEmptyAtAnEpochBoundaryAndBeforeTheFirst) {
+  DataLoader loader(make_dataset(6), {.batch_size = 4, .shuffle = true, .seed = 3});
+  EXPECT_TRUE(batches_from_here(loader, 0).empty()) << "no epoch has started";
+  epoch(loader);
+  EXPECT_EQ(loader.next_batch(), loader.num_batches());
+  DataLoader resumed(make_dataset(6), {.batch_size = 4, .shuffle = true, .seed = 4});
+  resumed.load_state_dict(loader.state_dict());
+  EXPECT_TRUE(batches_from_here(resumed, 0).empty());
+  EXPECT_EQ(epoch(resumed), epoch(loader));
+}
+
+TEST(DataLoaderState, RefusesAStateThatDoesNotFit) {
+  using testing::error_of;
+  DataLoader loader(make_dataset(6), {.batch_size = 2, .shuffle = true});
+  epoch(loader);
+  const State good = loader.state_dict();
+  const auto replaced = [&](const std::string& key, State::Value value) {
+    State s;
+    for (const auto& [k, v] : good.entries()) s.set(k, k == key ? value : v);
+    return s;
+  };
+  const std::string hint = "; the state was saved by another kind of object or with other settings";
+  DataLoader other_batch(make_dataset(6), {.batch_size = 3, .shuffle = true});
+  EXPECT_EQ(error_of([&] { other_batch.load_state_dict(good); }),
+            "DataLoader.load_state_dict: key 'batch_size' is 2 in the state but 3 here" + hint);
+  DataLoader in_order(make_dataset(6), {.batch_size = 2});
+  EXPECT_EQ(error_of([&] { in_order.load_state_dict(good); }),
+            "DataLoader.load_state_dict: key 'shuffle' is 1 in the state but 0 here" + hint);
+  DataLoader bigger(make_dataset(7), {.batch_size = 2, .shuffle = true});
+  EXPECT_EQ(error_of([&] { bigger.load_state_dict(good); }),
+            "DataLoader.load_state_dict: key 'order' has 6 rows but this loader's dataset has 7");
+  EXPECT_EQ(error_of([&] { loader.load_state_dict(replaced("order", std::vector<std::int64_t>{0, 1, 2})); }),
+            "DataLoader.load_state_dict: key 'order' has 3 rows but this loader's dataset has 6");
+  EXPECT_EQ(error_of([&] { loader.load_state_dict(replaced("order", std::vector<std::int64_t>{0, 1, 2, 3, 4, 4})); }),
+            "DataLoader.load_state_dict: key 'order' is not a permutation of the dataset's rows (row 4)");
+  EXPECT_EQ(error_of([&] { loader.load_state_dict(replaced("next_batch", 4)); }),
+            "DataLoader.load_state_dict: key 'next_batch' is 4, but the loader has 3 batches");
+  EXPECT_EQ(error_of([&] { loader.load_state_dict(replaced("generator.state", std::vector<std::int64_t>{1, 2, 3})); }),
+            "DataLoader.load_state_dict, under 'generator.': Generator.load_state_dict: key 'state' has 3 words, "
+            "expected 4");
+  State extra = good;
+  extra.set("sampler", "random");
+  EXPECT_EQ(error_of([&] { loader.load_state_dict(extra); }),
+            "DataLoader.load_state_dict: unknown key 'sampler'" + hint);
 }
 
 }  // namespace

@@ -1,14 +1,17 @@
 // Optimizers, gradient clipping and LR schedules against PyTorch 1.13. Every expected number below was
 // printed by tests/reference/optim_reference.py (run with /usr/bin/python3, float64), which builds the
-// same gradients with math.sin as grad_at() does here with std::sin.
+// same gradients with math.sin as grad_at() does here with std::sin. Then the state dicts: a resumed
+// optimizer or schedule continues bit for bit, and a state that does not fit is refused by key.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
 #include "fpi/optim.hpp"
+#include "test_util.hpp"
 
 namespace fpi::optim {
 namespace {
@@ -258,6 +261,205 @@ TEST(Schedules, CosineAnnealingLRMatchesPyTorch) {
     EXPECT_EQ(opt.lr(), schedule.last_lr());
   }
   EXPECT_THROW(CosineAnnealingLR(opt, 0), Error);
+}
+
+// ---- state dicts ------------------------------------------------------------------------------------
+
+using testing::error_of;
+
+void expect_bitwise_equal(const std::vector<double>& actual, const std::vector<double>& expected, const char* what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (std::size_t i = 0; i < actual.size(); ++i)
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(actual[i]), std::bit_cast<std::uint64_t>(expected[i]))
+        << what << ", element " << i;
+}
+
+// Three parameters: `a` is stepped from the start, `b` only after the checkpoint (its state is "not
+// yet allocated" when saved), `c` never. Gradients differ per step so every state tensor matters.
+struct Params {
+  Tensor a = initial_param();
+  Tensor b = from_vector<double>({1.0, -0.5, 0.75}, {3}, kF64).requires_grad_();
+  Tensor c = from_vector<double>({2.0}, {1}, kF64).requires_grad_();
+  std::vector<Tensor> all() const { return {a, b, c}; }
+};
+
+void take_step(Optimizer& opt, Params& p, int step) {
+  opt.zero_grad();
+  p.a.set_grad(grad_at(step));
+  if (step >= 3) p.b.set_grad(grad_at(step).reshape({4}).narrow(0, 0, 3).contiguous());
+  opt.step();
+}
+
+// Steps 3 times, saves, steps 4 more; a fresh optimizer over fresh parameters that loads the saved
+// state (and the parameters' values) must end bit for bit where the original did.
+template <class Opt, class Options>
+void expect_resumes_exactly(Options options, const char* what) {
+  Params original;
+  Opt opt(original.all(), options);
+  for (int step = 0; step < 3; ++step) take_step(opt, original, step);
+  opt.set_lr(opt.lr() * 0.5);  // a changed lr is state too
+  const State saved = opt.state_dict().clone();
+  std::vector<Tensor> saved_params;
+  for (const Tensor& t : original.all()) saved_params.push_back(t.detach().clone());
+  for (int step = 3; step < 7; ++step) take_step(opt, original, step);
+
+  Params resumed;
+  Opt fresh(resumed.all(), options);
+  fresh.load_state_dict(saved);
+  EXPECT_EQ(fresh.lr(), opt.lr());
+  {
+    NoGrad no_grad;
+    for (std::size_t i = 0; i < saved_params.size(); ++i) resumed.all()[i].copy_(saved_params[i]);
+  }
+  for (int step = 3; step < 7; ++step) take_step(fresh, resumed, step);
+  for (std::size_t i = 0; i < saved_params.size(); ++i)
+    expect_bitwise_equal(resumed.all()[i].to_vector<double>(), original.all()[i].to_vector<double>(), what);
+}
+
+TEST(OptimizerState, ResumedOptimizersStepExactlyAsTheOriginal) {
+  expect_resumes_exactly<SGD>(SgdOptions{.lr = 0.1}, "SGD");
+  expect_resumes_exactly<SGD>(SgdOptions{.lr = 0.05, .momentum = 0.9, .nesterov = true}, "SGD Nesterov");
+  expect_resumes_exactly<SGD>(SgdOptions{.lr = 0.1, .momentum = 0.8, .dampening = 0.3, .weight_decay = 0.01},
+                              "SGD dampening");
+  expect_resumes_exactly<Adam>(AdamOptions{.lr = 0.1, .weight_decay = 0.1}, "Adam");
+  expect_resumes_exactly<Adam>(AdamOptions{.lr = 0.1, .amsgrad = true}, "Adam amsgrad");
+  expect_resumes_exactly<AdamW>(AdamWOptions{.lr = 0.1, .weight_decay = 0.5, .amsgrad = true}, "AdamW");
+}
+
+TEST(OptimizerState, SavesOnlyTheStateOfSteppedParameters) {
+  Params p;
+  Adam adam(p.all(), {.lr = 0.1, .amsgrad = true});
+  take_step(adam, p, 0);
+  std::vector<std::string> keys;
+  const State state = adam.state_dict();
+  for (const auto& [key, value] : state.entries()) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"kind", "lr", "param_count", "beta1", "beta2", "eps", "weight_decay",
+                                            "amsgrad", "state.0.step", "state.0.exp_avg", "state.0.exp_avg_sq",
+                                            "state.0.max_exp_avg_sq"}));
+  SGD sgd(p.all(), {.momentum = 0.9});
+  take_step(sgd, p, 0);
+  EXPECT_TRUE(sgd.state_dict().contains("state.0.momentum_buffer"));
+  EXPECT_FALSE(sgd.state_dict().contains("state.1.momentum_buffer"));
+}
+
+TEST(OptimizerState, LoadsAFloat64StateIntoFloat32Parameters) {
+  Params p64;
+  Adam adam64(p64.all(), {.lr = 0.1});
+  take_step(adam64, p64, 0);
+  Tensor a32 = initial_param(kFloat32);
+  Tensor b32 = zeros({3}, {.requires_grad = true}), c32 = zeros({1}, {.requires_grad = true});
+  Adam adam32({a32, b32, c32}, {.lr = 0.1});
+  adam32.load_state_dict(adam64.state_dict());
+  EXPECT_EQ(std::get<Tensor>(*adam32.state_dict().find("state.0.exp_avg")).dtype(), kFloat32);
+  a32.set_grad(grad_at(1, kFloat32));
+  adam32.step();  // the loaded state has the parameter's dtype, so the fused update accepts it
+}
+
+// Each broken state names its key, and a refused load leaves the optimizer as it was.
+TEST(OptimizerState, RefusesAStateThatDoesNotFitAndChangesNothing) {
+  Params p;
+  Adam adam(p.all(), {.lr = 0.1});
+  take_step(adam, p, 0);
+  const State good = adam.state_dict().clone();
+  const auto edited = [&](const std::string& key, const State::Value* value) {
+    State s;
+    for (const auto& [k, v] : good.entries())
+      if (k != key) s.set(k, v);
+    if (value) s.set(key, *value);
+    return s;
+  };
+  const auto replaced = [&](const std::string& key, State::Value value) { return edited(key, &value); };
+  const std::string hint = "; the state was saved by another kind of object or with other settings";
+
+  SGD sgd(p.all(), {});
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(sgd.state_dict()); }),
+            "Adam.load_state_dict: key 'kind' is 'SGD' in the state but 'Adam' here" + hint);
+  AdamW adamw(p.all(), {});
+  EXPECT_EQ(error_of([&] { adamw.load_state_dict(good); }),
+            "AdamW.load_state_dict: key 'kind' is 'Adam' in the state but 'AdamW' here" + hint);
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(replaced("param_count", 2)); }),
+            "Adam.load_state_dict: key 'param_count' is 2 in the state but 3 here" + hint);
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(replaced("beta1", 0.95)); }),
+            "Adam.load_state_dict: key 'beta1' is 0.95 in the state but 0.9 here" + hint);
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(replaced("state.0.exp_avg", zeros({3}, kF64))); }),
+            "Adam.load_state_dict: key 'state.0.exp_avg' has shape [3] but parameter 0 has [2, 2]");
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(edited("state.0.exp_avg_sq", nullptr)); }),
+            "Adam.load_state_dict: key 'state.0.exp_avg_sq' is missing");
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(replaced("state.0.step", 0)); }),
+            "Adam.load_state_dict: key 'state.0.step' is 0; a parameter's state is saved once it has taken a step");
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(replaced("lr", 1)); }),
+            "Adam.load_state_dict: key 'lr' has kind int64, expected double");
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(replaced("state.1.exp_avg", zeros({3}, kF64))); }),
+            "Adam.load_state_dict: unknown key 'state.1.exp_avg'" + hint);
+  EXPECT_EQ(error_of([&] { adam.load_state_dict(replaced("state.0.max_exp_avg_sq", zeros({2, 2}, kF64))); }),
+            "Adam.load_state_dict: unknown key 'state.0.max_exp_avg_sq'" + hint);
+  EXPECT_EQ(error_of([&] { sgd.load_state_dict(State()); }), "SGD.load_state_dict: key 'kind' is missing");
+
+  // After all those refusals the optimizer still steps as a twin that never saw them.
+  Params twin_params;
+  Adam twin(twin_params.all(), {.lr = 0.1});
+  take_step(twin, twin_params, 0);
+  take_step(adam, p, 1);
+  take_step(twin, twin_params, 1);
+  expect_bitwise_equal(p.a.to_vector<double>(), twin_params.a.to_vector<double>(), "after refused loads");
+}
+
+template <class Schedule>
+void expect_schedule_resumes_exactly(const std::function<std::unique_ptr<Schedule>(Optimizer&)>& make,
+                                     const char* what) {
+  Tensor p = initial_param(), q = initial_param();
+  SGD opt({p}, {.lr = 0.1});
+  auto schedule = make(opt);
+  for (int epoch = 0; epoch < 5; ++epoch) schedule->step();
+  const State saved = schedule->state_dict();
+  std::vector<double> expected;
+  for (int epoch = 0; epoch < 9; ++epoch) {
+    schedule->step();
+    expected.push_back(opt.lr());
+  }
+
+  SGD other({q}, {.lr = 0.1});
+  auto resumed = make(other);
+  other.set_lr(0.7);
+  resumed->load_state_dict(saved);
+  EXPECT_EQ(other.lr(), std::get<double>(*saved.find("last_lr"))) << what << ": loading puts the lr back";
+  std::vector<double> actual;
+  for (int epoch = 0; epoch < 9; ++epoch) {
+    resumed->step();
+    actual.push_back(other.lr());
+  }
+  expect_bitwise_equal(actual, expected, what);
+  EXPECT_EQ(resumed->last_epoch(), schedule->last_epoch());
+  EXPECT_EQ(resumed->base_lr(), schedule->base_lr());
+}
+
+TEST(ScheduleState, ResumedSchedulesGiveTheSameLearningRates) {
+  expect_schedule_resumes_exactly<MultiStepLR>(
+      [](Optimizer& o) { return std::make_unique<MultiStepLR>(o, std::vector<std::int64_t>{2, 6, 6, 9}, 0.5); },
+      "MultiStepLR");
+  expect_schedule_resumes_exactly<CosineAnnealingLR>(
+      [](Optimizer& o) { return std::make_unique<CosineAnnealingLR>(o, 4, 0.01); }, "CosineAnnealingLR");
+}
+
+TEST(ScheduleState, RefusesAnotherScheduleOrOtherSettings) {
+  Tensor p = initial_param();
+  SGD opt({p}, {.lr = 0.1});
+  MultiStepLR multi(opt, {2, 4}, 0.5);
+  CosineAnnealingLR cosine(opt, 4);
+  const std::string hint = "; the state was saved by another kind of object or with other settings";
+  EXPECT_EQ(error_of([&] { cosine.load_state_dict(multi.state_dict()); }),
+            "CosineAnnealingLR.load_state_dict: key 'kind' is 'MultiStepLR' in the state but 'CosineAnnealingLR' here" +
+                hint);
+  MultiStepLR other_milestones(opt, {2, 5}, 0.5);
+  EXPECT_EQ(error_of([&] { other_milestones.load_state_dict(multi.state_dict()); }),
+            "MultiStepLR.load_state_dict: key 'milestones' is [2, 4] in the state but [2, 5] here" + hint);
+  MultiStepLR other_gamma(opt, {2, 4}, 0.25);
+  EXPECT_EQ(error_of([&] { other_gamma.load_state_dict(multi.state_dict()); }),
+            "MultiStepLR.load_state_dict: key 'gamma' is 0.5 in the state but 0.25 here" + hint);
+  State extra = multi.state_dict();
+  extra.set("warmup", 3);
+  EXPECT_EQ(error_of([&] { multi.load_state_dict(extra); }),
+            "MultiStepLR.load_state_dict: unknown key 'warmup'" + hint);
 }
 
 }  // namespace

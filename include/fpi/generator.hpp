@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdint>
 
+#include "fpi/state.hpp"
+
 namespace fpi {
 
 class Generator {
@@ -16,6 +18,12 @@ class Generator {
   std::uint64_t next_u64();
   double uniform();  // [0, 1)
   double normal();   // standard normal
+
+  // The four xoshiro words ("state", as int64 bit patterns) and the second normal of the last
+  // Box–Muller pair ("has_spare_normal", "spare_normal"): a generator that loads them continues the
+  // saver's sequence exactly.
+  State state_dict() const;
+  void load_state_dict(const State& state);
 
  private:
   std::array<std::uint64_t, 4> state_{};

@@ -13,6 +13,7 @@
 //   src/ops/linalg.cpp       matmul, linear, solve
 //   src/ops/conv.cpp         conv2d, conv_transpose2d and their adjoints
 //   src/ops/loss.cpp         mse, bce, bce_with_logits, cross_entropy
+//   src/ops/update.cpp       adam_update_, sgd_update_, scale_ (in place, for optimizers)
 //   src/ops/tensor_methods.cpp  Tensor's differentiable methods (x.reshape(…) and the like) and
 //                               backward(): one-line forwards to these functions and to the tape
 #pragma once
@@ -138,6 +139,39 @@ Tensor bce_with_logits_loss(const Tensor& logits, const Tensor& target);
 // logits (N, C). target either (N) class indices stored as whole numbers, or (N, C) probabilities.
 // Mean over the batch.
 Tensor cross_entropy_loss(const Tensor& logits, const Tensor& target);
+
+// ---- in-place updates for optimizers and gradient clipping (src/ops/update.cpp) ---------------------
+// Not differentiable and never recorded: like Tensor::fill_ they refuse, while grad mode is on, a
+// tensor that requires grad, so an optimizer runs them under NoGrad. Each bumps the storage version of
+// every tensor it writes, so a graph that saved one of them fails on backward instead of using new values.
+// PyTorch's Adam/AdamW step for one parameter. `step` counts from 1. With `decoupled_weight_decay`
+// (AdamW) the decay multiplies the parameter by (1 - lr * weight_decay); otherwise (Adam) it adds
+// weight_decay * param to the gradient.
+struct AdamStep {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled_weight_decay = false;
+  bool amsgrad = false;
+  std::int64_t step = 1;
+};
+
+// PyTorch's SGD step: g = grad + weight_decay * param; with momentum, buf = g on the first step and
+// buf = momentum * buf + (1 - dampening) * g after, then g = nesterov ? g + momentum * buf : buf;
+// param -= lr * g.
+struct SgdStep {
+  double lr = 1e-2, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  bool first_step = true;
+};
+
+// Writes param, exp_avg, exp_avg_sq and, with amsgrad, max_exp_avg_sq (undefined without it). Every
+// tensor is contiguous, with the parameter's dtype, device and shape.
+void adam_update_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                  const Tensor& max_exp_avg_sq, const AdamStep& step);
+// Writes param and, with momentum, momentum_buffer (undefined without momentum). Every tensor is
+// contiguous, with the parameter's dtype, device and shape.
+void sgd_update_(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer, const SgdStep& step);
+// t *= factor, for any strides.
+void scale_(const Tensor& t, double factor);
 
 // ---- operators -----------------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

@@ -1,6 +1,6 @@
 // TensorDataset and DataLoader: batches are gathered row by row with memcpy from contiguous CPU
 // tensors; shuffling is a Fisher–Yates pass driven by fpi::Generator, so an order depends on the seed
-// only, not on the platform's standard library.
+// only, not on the platform's standard library. Iterators record the position a state dict saves.
 #include "fpi/data/loader.hpp"
 
 #include <algorithm>
@@ -57,6 +57,8 @@ std::int64_t DataLoader::num_batches() const {
 }
 
 void DataLoader::start_epoch() {
+  ++epoch_;
+  next_batch_ = 0;
   if (!options_.shuffle) return;
   std::iota(order_.begin(), order_.end(), std::int64_t{0});
   // Fisher–Yates; the modulo bias of a 64-bit draw is about size / 2^64, negligible at any dataset size.
@@ -73,18 +75,74 @@ DataLoader::Batch DataLoader::batch(std::int64_t index) const {
   return dataset_.gather(std::span<const std::int64_t>(order_).subspan(begin, end - begin));
 }
 
-DataLoader::Iterator::Iterator(const DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) {
-  if (index_ < loader_->num_batches()) current_ = loader_->batch(index_);
-}
+DataLoader::Iterator::Iterator(DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) { load(); }
 
 DataLoader::Iterator& DataLoader::Iterator::operator++() {
-  if (++index_ < loader_->num_batches()) current_ = loader_->batch(index_);
+  ++index_;
+  load();
   return *this;
+}
+
+void DataLoader::Iterator::load() {
+  if (index_ >= loader_->num_batches()) return;
+  current_ = loader_->batch(index_);
+  loader_->next_batch_ = index_ + 1;
 }
 
 DataLoader::Iterator DataLoader::begin() {
   start_epoch();
   return Iterator(this, 0);
+}
+
+DataLoader::Iterator DataLoader::Remaining::begin() const {
+  return Iterator(loader, loader->epoch_ == 0 ? loader->num_batches() : loader->next_batch_);
+}
+
+State DataLoader::state_dict() const {
+  State out;
+  out.set("epoch", epoch_);
+  out.set("next_batch", next_batch_);
+  out.set("order", order_);
+  out.merge("generator.", generator_.state_dict());
+  out.set("batch_size", options_.batch_size);
+  out.set("shuffle", std::int64_t{options_.shuffle});
+  out.set("drop_last", std::int64_t{options_.drop_last});
+  return out;
+}
+
+void DataLoader::load_state_dict(const State& state) {
+  StateReader in(state, "DataLoader.load_state_dict");
+  in.require("batch_size", options_.batch_size);
+  in.require("shuffle", std::int64_t{options_.shuffle});
+  in.require("drop_last", std::int64_t{options_.drop_last});
+  const std::int64_t epoch = in.get_int64("epoch");
+  const std::int64_t next_batch = in.get_int64("next_batch");
+  const std::vector<std::int64_t>& order = in.get_int64_list("order");
+  const State generator_state = in.get_under("generator.");
+  in.check_all_read();
+
+  FPI_CHECK(epoch >= 0, in.where(), ": key 'epoch' is ", epoch, ", expected a count of epochs (0 or more)");
+  FPI_CHECK(next_batch >= 0 && next_batch <= num_batches(), in.where(), ": key 'next_batch' is ", next_batch,
+            ", but the loader has ", num_batches(), " batches");
+  FPI_CHECK(static_cast<std::int64_t>(order.size()) == dataset_.size(), in.where(), ": key 'order' has ",
+            order.size(), " rows but this loader's dataset has ", dataset_.size());
+  std::vector<bool> seen(order.size(), false);
+  for (const std::int64_t row : order) {
+    FPI_CHECK(row >= 0 && row < dataset_.size() && !seen[row], in.where(),
+              ": key 'order' is not a permutation of the dataset's rows (row ", row, ")");
+    seen[row] = true;
+  }
+  Generator generator;
+  try {
+    generator.load_state_dict(generator_state);
+  } catch (const Error& e) {
+    fail(in.where(), ", under 'generator.': ", e.what());
+  }
+
+  generator_ = generator;
+  order_ = order;
+  epoch_ = epoch;
+  next_batch_ = next_batch;
 }
 
 }  // namespace fpi::data

@@ -56,6 +56,8 @@ LipschitzBound::LipschitzBound(std::shared_ptr<Linear> wrapped, double k)
   FPI_CHECK(linear_, "LipschitzBound: the layer is null");
   FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
   layer = register_module("layer", linear_);
+  u_ = register_buffer("u", empty({0}, linear_->weight.options()));
+  v_ = register_buffer("v", empty({0}, linear_->weight.options()));
 }
 
 LipschitzBound::LipschitzBound(std::shared_ptr<Conv2d> wrapped, double k)
@@ -63,6 +65,8 @@ LipschitzBound::LipschitzBound(std::shared_ptr<Conv2d> wrapped, double k)
   FPI_CHECK(conv_, "LipschitzBound: the layer is null");
   FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
   layer = register_module("layer", conv_);
+  u_ = register_buffer("u", empty({0}, conv_->weight.options()));
+  v_ = register_buffer("v", empty({0}, conv_->weight.options()));
 }
 
 Tensor LipschitzBound::apply(const Tensor& v, const Tensor& weight) const {
@@ -71,48 +75,48 @@ Tensor LipschitzBound::apply(const Tensor& v, const Tensor& weight) const {
 
 Tensor LipschitzBound::apply_adjoint(const Tensor& u, const Tensor& weight) const {
   if (linear_) return matmul(u, weight);
-  return conv_adjoint(u, weight, conv_->config(), input_sample_shape_[1], input_sample_shape_[2]);
+  return conv_adjoint(u, weight, conv_->config(), v_.size(2), v_.size(3));
 }
 
 void LipschitzBound::ensure_vectors(const Shape& input_shape) {
   const Tensor& w = linear_ ? linear_->weight : conv_->weight;
   const Shape sample = linear_ ? Shape{w.size(1)} : Shape(input_shape.begin() + 1, input_shape.end());
-  if (v_.defined() && sample == input_sample_shape_ && v_.dtype() == w.dtype() && v_.device() == w.device()) return;
+  if (vectors_sized() && sample == sample_shape() && v_.dtype() == w.dtype() && v_.device() == w.device()) return;
   NoGrad no_grad;
-  input_sample_shape_ = sample;
   Generator gen(kVectorSeed);
   Shape shape{1};
   shape.insert(shape.end(), sample.begin(), sample.end());
-  v_ = normalized(randn(shape, w.options(), &gen));
-  u_ = normalized(apply(v_, w.detach()));
+  v_.set_data(normalized(randn(shape, w.options(), &gen)));
+  u_.set_data(normalized(apply(v_, w.detach())));
   for (int i = 1; i < kFirstUpdateSteps; ++i) update();
 }
 
 void LipschitzBound::update() {
-  if (!v_.defined()) {
+  if (!vectors_sized()) {
     if (!linear_) return;  // a convolution's vectors wait for the first input's size
     ensure_vectors({});
   }
   NoGrad no_grad;
   const Tensor w = (linear_ ? linear_->weight : conv_->weight).detach();
-  v_ = normalized(apply_adjoint(u_, w));
-  u_ = normalized(apply(v_, w));
+  v_.set_data(normalized(apply_adjoint(u_, w)));
+  u_.set_data(normalized(apply(v_, w)));
 }
 
+// σ reads detached handles: they keep this step's storage when update() gives the buffers new data.
 Tensor LipschitzBound::sigma_tensor() const {
   const Tensor& w = linear_ ? linear_->weight : conv_->weight;
-  return sum(u_ * apply(v_, w));
+  return sum(u_.detach() * apply(v_.detach(), w));
 }
 
 double LipschitzBound::sigma() const {
-  FPI_CHECK(v_.defined(), "LipschitzBound: sigma() before the first forward or update()");
+  FPI_CHECK(vectors_sized(), "LipschitzBound: sigma() before the first forward or update()");
   NoGrad no_grad;
   return sigma_tensor().item();
 }
 
 Tensor LipschitzBound::effective_weight() const {
   const Tensor& w = linear_ ? linear_->weight : conv_->weight;
-  FPI_CHECK(v_.defined(), "LipschitzBound: effective_weight() before the first forward or update()");
+  FPI_CHECK(vectors_sized(), "LipschitzBound: effective_weight() before the first forward or update()");
   const Tensor s = sigma_tensor();
   if (s.item() <= bound) return w;
   return w * (reciprocal(s) * bound);

@@ -163,9 +163,18 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
   const StateDict own = state_dict();
   std::map<std::string, const Tensor*> given;
   for (const auto& [name, t] : state) given.emplace(name, &t);
+  // A buffer registered empty is sized later by its module (LipschitzBound's vectors, by the first
+  // input); loading gives it the checkpoint's shape.
+  std::map<std::string, Tensor> unsized;
+  const auto find_unsized = [&](const auto& self, const Module& m, const std::string& prefix) -> void {
+    for (const auto& [name, t] : m.buffers_)
+      if (t.numel() == 0) unsized.emplace(prefix + name, t);
+    for (const auto& [name, child] : m.children_) self(self, *child, prefix + name + ".");
+  };
+  find_unsized(find_unsized, *this, "");
 
   std::vector<std::string> missing, unexpected, problems;
-  std::vector<std::pair<Tensor, const Tensor*>> copies;
+  std::vector<std::pair<Tensor, const Tensor*>> copies, sizings;
   std::set<std::string> own_names;
   for (const auto& [name, target] : own) {
     own_names.insert(name);
@@ -177,6 +186,8 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
     const Tensor& source = *it->second;
     if (!source.defined()) {
       problems.push_back(name + ": the checkpoint's tensor is undefined");
+    } else if (source.shape() != target.shape() && unsized.count(name)) {
+      sizings.emplace_back(unsized.at(name), &source);
     } else if (source.shape() != target.shape()) {
       problems.push_back(name + ": checkpoint has shape " + shape_str(source.shape()) + " but the module has " +
                          shape_str(target.shape()));
@@ -200,6 +211,11 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
   }
   NoGrad no_grad;
   for (auto& [target, source] : copies) target.copy_(*source);
+  for (auto& [buffer, source] : sizings) {
+    Tensor sized = empty(source->shape(), buffer.options());
+    sized.copy_(*source);
+    buffer.set_data(sized);
+  }
 }
 
 template <class Convert>

@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-#include "backend/backend.hpp"
 #include "fpi/ops.hpp"
 
 namespace fpi::optim {
@@ -44,10 +43,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
 
   const double coef = max_norm / (total + 1e-6);
   if (!(coef >= 1.0)) {
-    for (const auto& g : grads) {
-      backend::backend_of(g).unary(backend::UnaryOp::MulScalar, g, g, coef);
-      g.impl()->storage->bump_version();
-    }
+    for (const auto& g : grads) scale_(g, coef);
   }
   return total;
 }

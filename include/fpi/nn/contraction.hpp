@@ -25,11 +25,14 @@ double spectral_norm(const Conv2d& layer, std::int64_t height, std::int64_t widt
 // update(); the gradient flows through σ as in PyTorch's spectral_norm. Outside an FPI layer, forward()
 // in training mode updates first; inside one, the FixedPointLayer updates once per forward call so the
 // map stays fixed while its fixed point is sought.
+// The buffers "u" and "v" are registered empty and sized when first used, from the weight as it is
+// then; so they travel in the state dict and with to() like any buffer, and a state dict that holds
+// them sized gives them its shape when loaded into a LipschitzBound that has not run yet.
 class LipschitzBound : public Module {
  public:
   LipschitzBound(std::shared_ptr<Linear> layer, double bound);
   // A convolution's norm depends on the input size; the vectors are sized on the first input seen
-  // (and re-initialised if it changes).
+  // (and re-initialised if it changes): v has the shape (1, C_in, H, W) of one input sample.
   LipschitzBound(std::shared_ptr<Conv2d> layer, double bound);
 
   Tensor forward(const Tensor& x) override;
@@ -51,11 +54,15 @@ class LipschitzBound : public Module {
   Tensor apply_adjoint(const Tensor& u, const Tensor& weight) const;
   Tensor sigma_tensor() const;
   void ensure_vectors(const Shape& input_shape);
+  bool vectors_sized() const { return v_.numel() > 0; }
+  // The shape of one input sample that v stands for.
+  Shape sample_shape() const { return Shape(v_.shape().begin() + 1, v_.shape().end()); }
 
   std::shared_ptr<Linear> linear_;
   std::shared_ptr<Conv2d> conv_;
-  Shape input_sample_shape_;
   bool auto_update_ = true;
+  // The registered buffers; update() gives them new storage (set_data) rather than writing in place,
+  // so a graph that saved the previous σ keeps the values it used.
   Tensor u_, v_;
 };
 

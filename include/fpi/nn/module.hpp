@@ -70,7 +70,8 @@ class Module : public std::enable_shared_from_this<Module> {
   StateDict state_dict() const;
   // Copies the dict's values into this module's tensors (converting dtype and device). Every problem
   // is reported at once, naming the keys; nothing is written unless the whole dict is accepted. Without
-  // `strict`, missing and unexpected keys are allowed, but shapes must still agree.
+  // `strict`, missing and unexpected keys are allowed, but shapes must still agree, except for a buffer
+  // registered empty and not yet sized by its module, which takes the dict's shape.
   void load_state_dict(const StateDict& state, bool strict = true);
 
   // Converts every parameter and buffer in place: handles the user already holds see the new dtype or

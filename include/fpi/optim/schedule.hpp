@@ -7,15 +7,18 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "fpi/optim/optimizer.hpp"
+#include "fpi/state.hpp"
 
 namespace fpi::optim {
 
 class LRScheduler {
  public:
-  explicit LRScheduler(Optimizer& optimizer);
+  // `name` is the concrete schedule's ("MultiStepLR"), for errors and state dicts.
+  LRScheduler(Optimizer& optimizer, std::string name);
   virtual ~LRScheduler() = default;
   LRScheduler(const LRScheduler&) = delete;
   LRScheduler& operator=(const LRScheduler&) = delete;
@@ -24,15 +27,27 @@ class LRScheduler {
   double last_lr() const { return last_lr_; }
   std::int64_t last_epoch() const { return last_epoch_; }
   double base_lr() const { return base_lr_; }
+  const std::string& name() const { return name_; }
+
+  // "kind" (the name), "last_epoch", "base_lr", "last_lr" and the schedule's settings.
+  State state_dict() const;
+  // Restores the epoch and lrs and puts the optimizer's lr back to last_lr, so the next step() gives
+  // what the saved schedule's would have. A state of another kind of schedule or with other settings
+  // is refused, naming the key, and nothing is changed.
+  void load_state_dict(const State& state);
 
  protected:
   // The lr for epoch last_epoch(), given the optimizer's lr of the previous epoch.
   virtual double next_lr(double current_lr) const = 0;
   // Each concrete schedule's constructor ends with this: it makes the construction epoch 0.
   void initial_step() { step(); }
+  // The schedule's settings in its state dict, and their check on load (StateReader::require).
+  virtual void save_settings(State& out) const = 0;
+  virtual void require_settings(StateReader& in) const = 0;
 
  private:
   Optimizer& optimizer_;
+  std::string name_;
   double base_lr_;
   std::int64_t last_epoch_ = -1;
   double last_lr_;
@@ -45,6 +60,9 @@ class MultiStepLR : public LRScheduler {
 
  private:
   double next_lr(double current_lr) const override;
+  // "milestones", "gamma".
+  void save_settings(State& out) const override;
+  void require_settings(StateReader& in) const override;
   std::vector<std::int64_t> milestones_;
   double gamma_;
 };
@@ -57,6 +75,9 @@ class CosineAnnealingLR : public LRScheduler {
 
  private:
   double next_lr(double current_lr) const override;
+  // "t_max", "eta_min".
+  void save_settings(State& out) const override;
+  void require_settings(StateReader& in) const override;
   std::int64_t t_max_;
   double eta_min_;
 };
