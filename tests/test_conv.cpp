@@ -77,7 +77,15 @@ Conv2dDesc describe(const Case& c) {
   return d;
 }
 
-fpi::Conv2dOptions options(const Case& c) { return {c.sh, c.sw, c.ph, c.pw, c.dh, c.dw}; }
+fpi::Conv2dOptions options(const Case& c) {
+  return {.stride = {c.sh, c.sw}, .padding = {c.ph, c.pw}, .dilation = {c.dh, c.dw}};
+}
+
+fpi::Conv2dOptions transposed_options(const Case& c) {
+  fpi::Conv2dOptions o = options(c);
+  o.output_padding = {c.oph, c.opw};
+  return o;
+}
 
 // A value with the sum of the absolute values of its terms and their count, for the error bound.
 struct Exact {
@@ -260,7 +268,7 @@ TEST_P(ConvOps, ConvTranspose2dMatchesNaive) {
     const Tensor x = fpi::uniform({c.n, c.c_out, in_h, in_w}, -1, 1, o, &gen);
     const Tensor w = fpi::uniform({c.c_out, c.c_in, c.kh, c.kw}, -1, 1, o, &gen);
     const Tensor b = fpi::uniform({c.c_in}, -1, 1, o, &gen);
-    const Tensor y = fpi::conv_transpose2d(x, w, b, options(c), c.oph, c.opw);
+    const Tensor y = fpi::conv_transpose2d(x, w, b, transposed_options(c));
     ASSERT_EQ(y.shape(), (fpi::Shape{c.n, c.c_in, out_h, out_w})) << name(c);
 
     const auto xv = x.to_vector<double>(), wv = w.to_vector<double>(), bv = b.to_vector<double>();

@@ -51,10 +51,9 @@ struct Problem {
 };
 
 std::vector<Problem> problems() {
-  const fpi::Conv2dOptions same{.pad_h = 1, .pad_w = 1};
-  const fpi::Conv2dOptions strided{
-      .stride_h = 1, .stride_w = 2, .pad_h = 2, .pad_w = 1, .dilation_h = 2, .dilation_w = 1};
-  const fpi::Conv2dOptions up{.stride_h = 2, .stride_w = 3, .pad_h = 1, .pad_w = 0, .dilation_h = 1, .dilation_w = 2};
+  const fpi::Conv2dOptions same{.padding = {1, 1}};
+  const fpi::Conv2dOptions strided{.stride = {1, 2}, .padding = {2, 1}, .dilation = {2, 1}};
+  const fpi::Conv2dOptions up{.stride = {2, 3}, .padding = {1, 0}, .dilation = {1, 2}, .output_padding = {1, 2}};
   return {
       {"conv2d 3x3 same", {2, 2, 5, 6}, {3, 2, 3, 3}, {3},
        [same](const Tensor& x, const Tensor& w, const Tensor& b) { return fpi::conv2d(x, w, b, same); }},
@@ -63,7 +62,7 @@ std::vector<Problem> problems() {
       {"conv_transpose2d", {2, 3, 4, 3}, {3, 2, 3, 2}, {2},
        [same](const Tensor& x, const Tensor& w, const Tensor& b) { return fpi::conv_transpose2d(x, w, b, same); }},
       {"conv_transpose2d strided output_padding", {1, 2, 3, 4}, {2, 3, 2, 2}, {3},
-       [up](const Tensor& x, const Tensor& w, const Tensor& b) { return fpi::conv_transpose2d(x, w, b, up, 1, 2); }},
+       [up](const Tensor& x, const Tensor& w, const Tensor& b) { return fpi::conv_transpose2d(x, w, b, up); }},
   };
 }
 

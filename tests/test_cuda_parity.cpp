@@ -65,13 +65,13 @@ class CudaConv : public CudaTest {};
 // geometries that pick different cuDNN algorithms (1x1, 3x3, 5x5, strided, dilated, many channels).
 TEST_F(CudaConv, ForwardAndBackwardMatchCpu) {
   const std::vector<ConvCase> cases{
-      {"3x3 pad 1", {2, 3, 9, 8}, {4, 3, 3, 3}, {.pad_h = 1, .pad_w = 1}},
+      {"3x3 pad 1", {2, 3, 9, 8}, {4, 3, 3, 3}, {.padding = {1, 1}}},
       {"1x1", {3, 8, 5, 5}, {6, 8, 1, 1}, {}},
-      {"5x5 pad 2, 16 channels", {4, 16, 20, 20}, {8, 16, 5, 5}, {.pad_h = 2, .pad_w = 2}},
-      {"stride 2, dilation 2", {2, 4, 13, 11}, {5, 4, 3, 3}, {.stride_h = 2, .stride_w = 2, .dilation_h = 2, .dilation_w = 2}},
-      {"uneven", {1, 2, 7, 6}, {3, 2, 3, 2}, {.stride_h = 2, .pad_h = 1, .dilation_w = 2}},
-      {"64 channels, 3x3 (the benchmark's layer)", {2, 64, 12, 12}, {64, 64, 3, 3}, {.pad_h = 1, .pad_w = 1}},
-      {"transposed, stride 2", {2, 3, 4, 5}, {3, 2, 3, 3}, {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1}, true},
+      {"5x5 pad 2, 16 channels", {4, 16, 20, 20}, {8, 16, 5, 5}, {.padding = {2, 2}}},
+      {"stride 2, dilation 2", {2, 4, 13, 11}, {5, 4, 3, 3}, {.stride = {2, 2}, .dilation = {2, 2}}},
+      {"uneven", {1, 2, 7, 6}, {3, 2, 3, 2}, {.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}}},
+      {"64 channels, 3x3 (the benchmark's layer)", {2, 64, 12, 12}, {64, 64, 3, 3}, {.padding = {1, 1}}},
+      {"transposed, stride 2", {2, 3, 4, 5}, {3, 2, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 0}}, true},
   };
   for (DType dtype : {kFloat32, kFloat64}) {
     for (const ConvCase& c : cases) {
@@ -79,7 +79,7 @@ TEST_F(CudaConv, ForwardAndBackwardMatchCpu) {
       const Tensors inputs{randn(c.x, {.dtype = dtype}, &gen), randn(c.w, {.dtype = dtype}, &gen),
                            randn({c.transposed ? c.w[1] : c.w[0]}, {.dtype = dtype}, &gen)};
       const auto f = [&](const Tensors& x) {
-        return c.transposed ? conv_transpose2d(x[0], x[1], x[2], c.options, 1, 0) : conv2d(x[0], x[1], x[2], c.options);
+        return c.transposed ? conv_transpose2d(x[0], x[1], x[2], c.options) : conv2d(x[0], x[1], x[2], c.options);
       };
       const Tensors cpu = value_and_gradients(f, inputs, kCPU, 5);
       const Tensors gpu = value_and_gradients(f, inputs, kGpu, 5);

@@ -228,8 +228,8 @@ TEST(Layers, ConvolutionShapes) {
   Conv2d conv(2, 4, 3, 1, 1);
   EXPECT_EQ(conv.weight.shape(), (Shape{4, 2, 3, 3}));
   EXPECT_EQ(conv(zeros({1, 2, 5, 5})).shape(), (Shape{1, 4, 5, 5}));
-  Conv2d rect(Conv2dConfig{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 1}, .stride = {2, 1},
-                           .padding = {1, 0}, .bias = false});
+  Conv2d rect(Conv2dConfig{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 1},
+                           .geometry = {.stride = {2, 1}, .padding = {1, 0}}, .bias = false});
   EXPECT_EQ(rect.weight.shape(), (Shape{3, 2, 3, 1}));
   EXPECT_FALSE(rect.bias.defined());
   EXPECT_EQ(rect.parameters().size(), 1u);
@@ -268,7 +268,7 @@ TEST(Printing, MatchesPyTorch) {
                  std::make_shared<Inner>(),
                  std::make_shared<ConvTranspose2d>(4, 2, 4, 2, 1, 1, 1, false),
                  std::make_shared<Conv2d>(Conv2dConfig{.in_channels = 2, .out_channels = 3, .kernel_size = {3, 1},
-                                                       .stride = {2, 1}, .dilation = {1, 2}}),
+                                                       .geometry = {.stride = {2, 1}, .dilation = {1, 2}}}),
                  std::make_shared<Flatten>(),
                  std::make_shared<Dropout>(0.25),
                  std::make_shared<Linear>(3, 4),

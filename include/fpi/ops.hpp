@@ -18,6 +18,7 @@
 //                               backward(): one-line forwards to these functions and to the tape
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -118,18 +119,22 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor solve(const Tensor& a, const Tensor& b);
 
 // ---- convolution ---------------------------------------------------------------------------------
+using Size2 = std::array<std::int64_t, 2>;  // (height, width)
+// The geometry of a 2-D convolution: the one description the ops, the layers (nn::Conv2dConfig) and
+// the contraction helpers share. output_padding is conv_transpose2d's alone: the rows and columns its
+// output gains at the bottom and right, each smaller than the stride or the dilation.
 struct Conv2dOptions {
-  std::int64_t stride_h = 1, stride_w = 1;
-  std::int64_t pad_h = 0, pad_w = 0;
-  std::int64_t dilation_h = 1, dilation_w = 1;
+  Size2 stride{1, 1};
+  Size2 padding{0, 0};
+  Size2 dilation{1, 1};
+  Size2 output_padding{0, 0};
 };
-// x (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out) or undefined.
+// x (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out) or undefined; output_padding must be 0.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& options = {});
 // x (N, C_in, H, W), weight (C_in, C_out, kH, kW) as in PyTorch; the output size is
-// (H - 1) * stride - 2 * pad + dilation * (kH - 1) + output_padding + 1.
+// (H - 1) * stride - 2 * padding + dilation * (kH - 1) + output_padding + 1.
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
-                        const Conv2dOptions& options = {}, std::int64_t output_padding_h = 0,
-                        std::int64_t output_padding_w = 0);
+                        const Conv2dOptions& options = {});
 
 // ---- losses (mean over all elements unless stated) -----------------------------------------------
 Tensor mse_loss(const Tensor& input, const Tensor& target);

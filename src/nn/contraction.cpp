@@ -6,20 +6,19 @@
 namespace fpi::nn {
 namespace {
 
-Conv2dOptions conv_options(const Conv2dConfig& c) {
-  return {.stride_h = c.stride[0], .stride_w = c.stride[1], .pad_h = c.padding[0], .pad_w = c.padding[1],
-          .dilation_h = c.dilation[0], .dilation_w = c.dilation[1]};
-}
-
 Tensor normalized(const Tensor& t) { return t / (norm(t).item() + 1e-30); }
 
 // The adjoint of conv2d maps back to exactly (H, W): the output padding makes up what the stride rounded off.
 Tensor conv_adjoint(const Tensor& u, const Tensor& weight, const Conv2dConfig& c, std::int64_t height,
                     std::int64_t width) {
-  const auto base = [&](std::int64_t in, int d) {
-    return (in - 1) * c.stride[d] - 2 * c.padding[d] + c.dilation[d] * (c.kernel_size[d] - 1) + 1;
-  };
-  return conv_transpose2d(u, weight, Tensor(), conv_options(c), height - base(u.size(2), 0), width - base(u.size(3), 1));
+  Conv2dOptions adjoint = c.geometry;
+  const Size2 target{height, width};
+  for (int d = 0; d < 2; ++d) {
+    const std::int64_t rounded = (u.size(2 + d) - 1) * adjoint.stride[d] - 2 * adjoint.padding[d] +
+                                 adjoint.dilation[d] * (c.kernel_size[d] - 1) + 1;
+    adjoint.output_padding[d] = target[d] - rounded;
+  }
+  return conv_transpose2d(u, weight, Tensor(), adjoint);
 }
 
 constexpr int kFirstUpdateSteps = 30;
@@ -47,8 +46,8 @@ double spectral_norm(const Conv2d& layer, std::int64_t height, std::int64_t widt
   const Conv2dConfig& c = layer.config();
   const Tensor w = layer.weight.detach();
   Tensor v = normalized(randn({1, c.in_channels, height, width}, w.options(), generator ? generator : &local));
-  for (int i = 0; i < iterations; ++i) v = normalized(conv_adjoint(conv2d(v, w, Tensor(), conv_options(c)), w, c, height, width));
-  return norm(conv2d(v, w, Tensor(), conv_options(c))).item();
+  for (int i = 0; i < iterations; ++i) v = normalized(conv_adjoint(conv2d(v, w, Tensor(), c.geometry), w, c, height, width));
+  return norm(conv2d(v, w, Tensor(), c.geometry)).item();
 }
 
 LipschitzBound::LipschitzBound(std::shared_ptr<Linear> wrapped, double k)
@@ -70,7 +69,7 @@ LipschitzBound::LipschitzBound(std::shared_ptr<Conv2d> wrapped, double k)
 }
 
 Tensor LipschitzBound::apply(const Tensor& v, const Tensor& weight) const {
-  return linear_ ? linear(v, weight) : conv2d(v, weight, Tensor(), conv_options(conv_->config()));
+  return linear_ ? linear(v, weight) : conv2d(v, weight, Tensor(), conv_->config().geometry);
 }
 
 Tensor LipschitzBound::apply_adjoint(const Tensor& u, const Tensor& weight) const {
@@ -127,7 +126,7 @@ Tensor LipschitzBound::forward(const Tensor& x) {
   if (auto_update_ && is_training() && autograd::grad_enabled()) update();
   const Tensor w = effective_weight();
   if (linear_) return linear(x, w, linear_->bias);
-  return conv2d(x, w, conv_->bias, conv_options(conv_->config()));
+  return conv2d(x, w, conv_->bias, conv_->config().geometry);
 }
 
 std::string LipschitzBound::extra_repr() const { return detail::concat("bound=", bound); }

@@ -37,18 +37,26 @@ void check_at_least(const char* layer, const char* field, const Size2& value, st
 
 std::string tuple_str(const Size2& v) { return detail::concat("(", v[0], ", ", v[1], ")"); }
 
-Conv2dOptions op_options(const Size2& stride, const Size2& padding, const Size2& dilation) {
-  return {stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
+// The checks both convolution layers make; the op repeats the geometry's, but a layer's error names
+// the layer and the field at construction rather than at the first forward.
+void check_config(const char* layer, const Conv2dConfig& c) {
+  check_at_least(layer, "in_channels", c.in_channels, 1);
+  check_at_least(layer, "out_channels", c.out_channels, 1);
+  check_at_least(layer, "kernel_size", c.kernel_size, 1);
+  check_at_least(layer, "stride", c.geometry.stride, 1);
+  check_at_least(layer, "padding", c.geometry.padding, 0);
+  check_at_least(layer, "dilation", c.geometry.dilation, 1);
 }
 
 // PyTorch's _ConvNd.extra_repr: the settings that differ from their defaults.
-std::string conv_repr(std::int64_t in, std::int64_t out, const Size2& kernel, const Size2& stride,
-                      const Size2& padding, const Size2& dilation, const Size2& output_padding, bool bias) {
-  std::string s = detail::concat(in, ", ", out, ", kernel_size=", tuple_str(kernel), ", stride=", tuple_str(stride));
-  if (padding != Size2{0, 0}) s += ", padding=" + tuple_str(padding);
-  if (dilation != Size2{1, 1}) s += ", dilation=" + tuple_str(dilation);
-  if (output_padding != Size2{0, 0}) s += ", output_padding=" + tuple_str(output_padding);
-  if (!bias) s += ", bias=False";
+std::string conv_repr(const Conv2dConfig& c) {
+  const Conv2dOptions& g = c.geometry;
+  std::string s = detail::concat(c.in_channels, ", ", c.out_channels, ", kernel_size=", tuple_str(c.kernel_size),
+                                 ", stride=", tuple_str(g.stride));
+  if (g.padding != Size2{0, 0}) s += ", padding=" + tuple_str(g.padding);
+  if (g.dilation != Size2{1, 1}) s += ", dilation=" + tuple_str(g.dilation);
+  if (g.output_padding != Size2{0, 0}) s += ", output_padding=" + tuple_str(g.output_padding);
+  if (!c.bias) s += ", bias=False";
   return s;
 }
 
@@ -81,12 +89,9 @@ std::string Linear::extra_repr() const {
 
 Conv2d::Conv2d(const Conv2dConfig& config, TensorOptions options, Generator* generator)
     : Module("Conv2d"), config_(config) {
-  check_at_least("Conv2d", "in_channels", config.in_channels, 1);
-  check_at_least("Conv2d", "out_channels", config.out_channels, 1);
-  check_at_least("Conv2d", "kernel_size", config.kernel_size, 1);
-  check_at_least("Conv2d", "stride", config.stride, 1);
-  check_at_least("Conv2d", "padding", config.padding, 0);
-  check_at_least("Conv2d", "dilation", config.dilation, 1);
+  check_config("Conv2d", config);
+  FPI_CHECK(config.geometry.output_padding == (Size2{0, 0}), "Conv2d: output_padding ",
+            tuple_str(config.geometry.output_padding), " is ConvTranspose2d's; a convolution has none");
   options = parameter_options(options);
   weight = register_parameter("weight", empty({config.out_channels, config.in_channels, config.kernel_size[0],
                                                config.kernel_size[1]}, options));
@@ -96,37 +101,30 @@ Conv2d::Conv2d(const Conv2dConfig& config, TensorOptions options, Generator* gen
 
 Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, std::int64_t stride,
                std::int64_t padding, std::int64_t dilation, bool bias, TensorOptions options, Generator* generator)
-    : Conv2d(Conv2dConfig{in_channels, out_channels, {kernel_size, kernel_size}, {stride, stride},
-                          {padding, padding}, {dilation, dilation}, bias},
+    : Conv2d(Conv2dConfig{in_channels, out_channels, {kernel_size, kernel_size},
+                          {.stride = {stride, stride}, .padding = {padding, padding}, .dilation = {dilation, dilation}},
+                          bias},
              options, generator) {}
 
 void Conv2d::reset_parameters(Generator* generator) { default_init(weight, bias, generator); }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  return conv2d(x, weight, bias, op_options(config_.stride, config_.padding, config_.dilation));
+  return conv2d(x, weight, bias, config_.geometry);
 }
 
-std::string Conv2d::extra_repr() const {
-  return conv_repr(config_.in_channels, config_.out_channels, config_.kernel_size, config_.stride, config_.padding,
-                   config_.dilation, {0, 0}, config_.bias);
-}
+std::string Conv2d::extra_repr() const { return conv_repr(config_); }
 
 // ---- ConvTranspose2d ---------------------------------------------------------------------------------
 
-ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dConfig& config, TensorOptions options, Generator* generator)
+ConvTranspose2d::ConvTranspose2d(const Conv2dConfig& config, TensorOptions options, Generator* generator)
     : Module("ConvTranspose2d"), config_(config) {
-  check_at_least("ConvTranspose2d", "in_channels", config.in_channels, 1);
-  check_at_least("ConvTranspose2d", "out_channels", config.out_channels, 1);
-  check_at_least("ConvTranspose2d", "kernel_size", config.kernel_size, 1);
-  check_at_least("ConvTranspose2d", "stride", config.stride, 1);
-  check_at_least("ConvTranspose2d", "padding", config.padding, 0);
-  check_at_least("ConvTranspose2d", "output_padding", config.output_padding, 0);
-  check_at_least("ConvTranspose2d", "dilation", config.dilation, 1);
+  check_config("ConvTranspose2d", config);
+  const Conv2dOptions& g = config.geometry;
+  check_at_least("ConvTranspose2d", "output_padding", g.output_padding, 0);
   for (int d = 0; d < 2; ++d) {
-    FPI_CHECK(config.output_padding[d] < std::max(config.stride[d], config.dilation[d]),
-              "ConvTranspose2d: output_padding ", tuple_str(config.output_padding),
-              " must be smaller than the stride ", tuple_str(config.stride), " or the dilation ",
-              tuple_str(config.dilation), " in each dimension");
+    FPI_CHECK(g.output_padding[d] < std::max(g.stride[d], g.dilation[d]), "ConvTranspose2d: output_padding ",
+              tuple_str(g.output_padding), " must be smaller than the stride ", tuple_str(g.stride),
+              " or the dilation ", tuple_str(g.dilation), " in each dimension");
   }
   options = parameter_options(options);
   weight = register_parameter("weight", empty({config.in_channels, config.out_channels, config.kernel_size[0],
@@ -138,21 +136,18 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dConfig& config, TensorOpti
 ConvTranspose2d::ConvTranspose2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
                                  std::int64_t stride, std::int64_t padding, std::int64_t output_padding,
                                  std::int64_t dilation, bool bias, TensorOptions options, Generator* generator)
-    : ConvTranspose2d(ConvTranspose2dConfig{in_channels, out_channels, {kernel_size, kernel_size}, {stride, stride},
-                                            {padding, padding}, {output_padding, output_padding},
-                                            {dilation, dilation}, bias},
+    : ConvTranspose2d(Conv2dConfig{in_channels, out_channels, {kernel_size, kernel_size},
+                                   {.stride = {stride, stride}, .padding = {padding, padding},
+                                    .dilation = {dilation, dilation}, .output_padding = {output_padding, output_padding}},
+                                   bias},
                       options, generator) {}
 
 void ConvTranspose2d::reset_parameters(Generator* generator) { default_init(weight, bias, generator); }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
-  return conv_transpose2d(x, weight, bias, op_options(config_.stride, config_.padding, config_.dilation),
-                          config_.output_padding[0], config_.output_padding[1]);
+  return conv_transpose2d(x, weight, bias, config_.geometry);
 }
 
-std::string ConvTranspose2d::extra_repr() const {
-  return conv_repr(config_.in_channels, config_.out_channels, config_.kernel_size, config_.stride, config_.padding,
-                   config_.dilation, config_.output_padding, config_.bias);
-}
+std::string ConvTranspose2d::extra_repr() const { return conv_repr(config_); }
 
 }  // namespace fpi::nn

@@ -17,11 +17,12 @@ std::int64_t conv_out_size(std::int64_t in, std::int64_t k, std::int64_t stride,
 }
 
 void check_options(const Conv2dOptions& o, const char* op) {
-  FPI_CHECK(o.stride_h >= 1 && o.stride_w >= 1, op, ": stride must be at least 1, got (", o.stride_h, ", ",
-            o.stride_w, ")");
-  FPI_CHECK(o.pad_h >= 0 && o.pad_w >= 0, op, ": padding must be non-negative, got (", o.pad_h, ", ", o.pad_w, ")");
-  FPI_CHECK(o.dilation_h >= 1 && o.dilation_w >= 1, op, ": dilation must be at least 1, got (", o.dilation_h, ", ",
-            o.dilation_w, ")");
+  FPI_CHECK(o.stride[0] >= 1 && o.stride[1] >= 1, op, ": stride must be at least 1, got (", o.stride[0], ", ",
+            o.stride[1], ")");
+  FPI_CHECK(o.padding[0] >= 0 && o.padding[1] >= 0, op, ": padding must be non-negative, got (", o.padding[0], ", ",
+            o.padding[1], ")");
+  FPI_CHECK(o.dilation[0] >= 1 && o.dilation[1] >= 1, op, ": dilation must be at least 1, got (", o.dilation[0],
+            ", ", o.dilation[1], ")");
 }
 
 // The geometry of conv(x, w) for x of `in_shape` (N, C_in, H, W) and w of `w_shape` (C_out, C_in, kH, kW).
@@ -34,14 +35,14 @@ backend::Conv2dDesc describe(const Shape& in_shape, const Shape& w_shape, const 
   d.out_channels = w_shape[0];
   d.kernel_h = w_shape[2];
   d.kernel_w = w_shape[3];
-  d.stride_h = o.stride_h;
-  d.stride_w = o.stride_w;
-  d.pad_h = o.pad_h;
-  d.pad_w = o.pad_w;
-  d.dilation_h = o.dilation_h;
-  d.dilation_w = o.dilation_w;
-  d.out_h = conv_out_size(d.in_h, d.kernel_h, o.stride_h, o.pad_h, o.dilation_h);
-  d.out_w = conv_out_size(d.in_w, d.kernel_w, o.stride_w, o.pad_w, o.dilation_w);
+  d.stride_h = o.stride[0];
+  d.stride_w = o.stride[1];
+  d.pad_h = o.padding[0];
+  d.pad_w = o.padding[1];
+  d.dilation_h = o.dilation[0];
+  d.dilation_w = o.dilation[1];
+  d.out_h = conv_out_size(d.in_h, d.kernel_h, d.stride_h, d.pad_h, d.dilation_h);
+  d.out_w = conv_out_size(d.in_w, d.kernel_w, d.stride_w, d.pad_w, d.dilation_w);
   return d;
 }
 
@@ -105,21 +106,22 @@ Tensor add_channel_bias(const Tensor& y, const Tensor& bias, const char* op) {
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
   ops::check_compatible(x, weight, "conv2d");
   check_options(options, "conv2d");
+  FPI_CHECK(options.output_padding == (Size2{0, 0}), "conv2d: output_padding (", options.output_padding[0], ", ",
+            options.output_padding[1], ") is conv_transpose2d's; a convolution has none");
   FPI_CHECK(x.dim() == 4, "conv2d: input must be 4-D (N, C, H, W), got ", shape_str(x.shape()));
   FPI_CHECK(weight.dim() == 4, "conv2d: weight must be 4-D (C_out, C_in, kH, kW), got ", shape_str(weight.shape()));
   FPI_CHECK(x.size(1) == weight.size(1), "conv2d: input of shape ", shape_str(x.shape()), " has ", x.size(1),
             " channels but weight of shape ", shape_str(weight.shape()), " expects ", weight.size(1));
   const auto d = describe(x.shape(), weight.shape(), options);
   FPI_CHECK(d.out_h > 0 && d.out_w > 0, "conv2d: input of shape ", shape_str(x.shape()), " is too small for kernel ",
-            shape_str(weight.shape()), " with padding (", options.pad_h, ", ", options.pad_w, ") and dilation (",
-            options.dilation_h, ", ", options.dilation_w, ")");
+            shape_str(weight.shape()), " with padding (", options.padding[0], ", ", options.padding[1],
+            ") and dilation (", options.dilation[0], ", ", options.dilation[1], ")");
   return add_channel_bias(conv(x, weight, options), bias, "conv2d");
 }
 
 // The transposed convolution of x with w (C_in, C_out, kH, kW) is the input-gradient of the
 // convolution that maps C_out channels to C_in with that same w.
-Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
-                        std::int64_t output_padding_h, std::int64_t output_padding_w) {
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
   ops::check_compatible(x, weight, "conv_transpose2d");
   check_options(options, "conv_transpose2d");
   FPI_CHECK(x.dim() == 4, "conv_transpose2d: input must be 4-D (N, C, H, W), got ", shape_str(x.shape()));
@@ -127,17 +129,17 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
             shape_str(weight.shape()));
   FPI_CHECK(x.size(1) == weight.size(0), "conv_transpose2d: input of shape ", shape_str(x.shape()), " has ",
             x.size(1), " channels but weight of shape ", shape_str(weight.shape()), " expects ", weight.size(0));
-  FPI_CHECK(output_padding_h >= 0 && output_padding_w >= 0 &&
-                output_padding_h < std::max(options.stride_h, options.dilation_h) &&
-                output_padding_w < std::max(options.stride_w, options.dilation_w),
-            "conv_transpose2d: output_padding (", output_padding_h, ", ", output_padding_w,
-            ") must be smaller than stride or dilation");
-  const std::int64_t out_h = (x.size(2) - 1) * options.stride_h - 2 * options.pad_h +
-                             options.dilation_h * (weight.size(2) - 1) + output_padding_h + 1;
-  const std::int64_t out_w = (x.size(3) - 1) * options.stride_w - 2 * options.pad_w +
-                             options.dilation_w * (weight.size(3) - 1) + output_padding_w + 1;
+  const Size2& extra = options.output_padding;
+  FPI_CHECK(extra[0] >= 0 && extra[1] >= 0 && extra[0] < std::max(options.stride[0], options.dilation[0]) &&
+                extra[1] < std::max(options.stride[1], options.dilation[1]),
+            "conv_transpose2d: output_padding (", extra[0], ", ", extra[1], ") must be smaller than stride or dilation");
+  const auto out_size = [&](int d) {
+    return (x.size(2 + d) - 1) * options.stride[d] - 2 * options.padding[d] +
+           options.dilation[d] * (weight.size(2 + d) - 1) + extra[d] + 1;
+  };
+  const std::int64_t out_h = out_size(0), out_w = out_size(1);
   FPI_CHECK(out_h > 0 && out_w > 0, "conv_transpose2d: input of shape ", shape_str(x.shape()),
-            " gives an empty output with padding (", options.pad_h, ", ", options.pad_w, ")");
+            " gives an empty output with padding (", options.padding[0], ", ", options.padding[1], ")");
   const Shape out_shape{x.size(0), weight.size(1), out_h, out_w};
   // The convolution that maps out_shape back has a natural output of x's size plus floor(output_padding
   // / stride) rows: more than x has when the stride is 1 and the dilation allows output_padding > 0.

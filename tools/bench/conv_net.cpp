@@ -104,7 +104,7 @@ std::vector<Layer> make_net(const Config& c, fpi::Generator& gen) {
   return net;
 }
 
-const fpi::Conv2dOptions kSame{.pad_h = 1, .pad_w = 1};
+const fpi::Conv2dOptions kSame{.padding = {1, 1}};
 
 fpi::Tensor forward(const std::vector<Layer>& net, fpi::Tensor x) {
   for (std::size_t l = 0; l < net.size(); ++l) {

@@ -64,7 +64,7 @@ Workload conv_case(Device d) {
   const Tensor gy = fpi::randn({16, 64, 40, 40}, {.device = d}, &gen);
   const double forward_gflop = 2.0 * 16 * 64 * 64 * 9 * 40 * 40 * 1e-9;
   return {[=] {
-            const Tensor y = fpi::conv2d(x, w, b, {.pad_h = 1, .pad_w = 1});
+            const Tensor y = fpi::conv2d(x, w, b, {.padding = {1, 1}});
             fpi::autograd::grad({y}, {x, w, b}, {gy});
           },
           3.0 * forward_gflop, nullptr};

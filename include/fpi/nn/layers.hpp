@@ -3,11 +3,11 @@
 // ConvTranspose2d) and PyTorch's default initialisation, so checkpoints and first losses compare.
 #pragma once
 
-#include <array>
 #include <cstdint>
 
 #include "fpi/generator.hpp"
 #include "fpi/nn/module.hpp"
+#include "fpi/ops.hpp"
 
 namespace fpi::nn {
 
@@ -32,28 +32,13 @@ class Linear : public Module {
   std::int64_t in_features_, out_features_;
 };
 
-using Size2 = std::array<std::int64_t, 2>;  // (height, width)
-
-// The geometry of a convolution layer, for kernels, strides, paddings or dilations that differ
-// between height and width.
+// A convolution layer's shape: its channels, kernel and bias, and the geometry the op takes (stride,
+// padding, dilation; output_padding for ConvTranspose2d alone). Conv2d and ConvTranspose2d share it.
 struct Conv2dConfig {
   std::int64_t in_channels = 0;
   std::int64_t out_channels = 0;
   Size2 kernel_size{1, 1};
-  Size2 stride{1, 1};
-  Size2 padding{0, 0};
-  Size2 dilation{1, 1};
-  bool bias = true;
-};
-
-struct ConvTranspose2dConfig {
-  std::int64_t in_channels = 0;
-  std::int64_t out_channels = 0;
-  Size2 kernel_size{1, 1};
-  Size2 stride{1, 1};
-  Size2 padding{0, 0};
-  Size2 output_padding{0, 0};  // extra rows/columns at the bottom/right; must be < stride or dilation
-  Size2 dilation{1, 1};
+  Conv2dOptions geometry;
   bool bias = true;
 };
 
@@ -81,8 +66,7 @@ class Conv2d : public Module {
 // The adjoint of Conv2d with the same geometry (the "deconvolution" of decoders).
 class ConvTranspose2d : public Module {
  public:
-  explicit ConvTranspose2d(const ConvTranspose2dConfig& config, TensorOptions options = {},
-                           Generator* generator = nullptr);
+  explicit ConvTranspose2d(const Conv2dConfig& config, TensorOptions options = {}, Generator* generator = nullptr);
   ConvTranspose2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
                   std::int64_t stride = 1, std::int64_t padding = 0, std::int64_t output_padding = 0,
                   std::int64_t dilation = 1, bool bias = true, TensorOptions options = {},
@@ -92,13 +76,13 @@ class ConvTranspose2d : public Module {
   std::string extra_repr() const override;
   // As PyTorch: fan_in is taken from weight.size(1) = C_out, so weight and bias ~ U(±1/√(C_out·kH·kW)).
   void reset_parameters(Generator* generator = nullptr);
-  const ConvTranspose2dConfig& config() const { return config_; }
+  const Conv2dConfig& config() const { return config_; }
 
   Tensor weight;  // (C_in, C_out, kH, kW)
   Tensor bias;    // (C_out), undefined without bias
 
  private:
-  ConvTranspose2dConfig config_;
+  Conv2dConfig config_;
 };
 
 }  // namespace fpi::nn
