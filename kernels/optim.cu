@@ -7,7 +7,7 @@ namespace fpi::backend::cuda {
 namespace {
 
 template <class T>
-__global__ void adam_kernel(AdamStep<T> s, std::int64_t n, T* p, const T* g, T* m, T* v, T* vmax) {
+__global__ void adam_kernel(AdamConstants<T> s, std::int64_t n, T* p, const T* g, T* m, T* v, T* vmax) {
   for (std::int64_t i = global_thread(); i < n; i += thread_count()) {
     const T gi = g[i] + s.l2 * p[i];
     const T mi = s.beta1 * m[i] + s.one_minus_beta1 * gi;
@@ -21,7 +21,7 @@ __global__ void adam_kernel(AdamStep<T> s, std::int64_t n, T* p, const T* g, T* 
 }
 
 template <class T>
-__global__ void sgd_kernel(SgdStep<T> s, std::int64_t n, T* p, const T* g, T* buf) {
+__global__ void sgd_kernel(SgdConstants<T> s, std::int64_t n, T* p, const T* g, T* buf) {
   for (std::int64_t i = global_thread(); i < n; i += thread_count()) {
     T gi = g[i] + s.weight_decay * p[i];
     if (buf) {
@@ -36,7 +36,7 @@ __global__ void sgd_kernel(SgdStep<T> s, std::int64_t n, T* p, const T* g, T* bu
 }  // namespace
 
 template <class T>
-void launch_adam(const AdamStep<T>& s, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+void launch_adam(const AdamConstants<T>& s, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
                  T* max_exp_avg_sq) {
   if (n == 0) return;
   adam_kernel<<<grid_for(n), kBlockSize>>>(s, n, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq);
@@ -44,15 +44,15 @@ void launch_adam(const AdamStep<T>& s, std::int64_t n, T* param, const T* grad, 
 }
 
 template <class T>
-void launch_sgd(const SgdStep<T>& s, std::int64_t n, T* param, const T* grad, T* momentum_buffer) {
+void launch_sgd(const SgdConstants<T>& s, std::int64_t n, T* param, const T* grad, T* momentum_buffer) {
   if (n == 0) return;
   sgd_kernel<<<grid_for(n), kBlockSize>>>(s, n, param, grad, momentum_buffer);
   FPI_CUDA_CHECK_LAUNCH();
 }
 
-template void launch_adam(const AdamStep<float>&, std::int64_t, float*, const float*, float*, float*, float*);
-template void launch_adam(const AdamStep<double>&, std::int64_t, double*, const double*, double*, double*, double*);
-template void launch_sgd(const SgdStep<float>&, std::int64_t, float*, const float*, float*);
-template void launch_sgd(const SgdStep<double>&, std::int64_t, double*, const double*, double*);
+template void launch_adam(const AdamConstants<float>&, std::int64_t, float*, const float*, float*, float*, float*);
+template void launch_adam(const AdamConstants<double>&, std::int64_t, double*, const double*, double*, double*, double*);
+template void launch_sgd(const SgdConstants<float>&, std::int64_t, float*, const float*, float*);
+template void launch_sgd(const SgdConstants<double>&, std::int64_t, double*, const double*, double*);
 
 }  // namespace fpi::backend::cuda

@@ -1,5 +1,5 @@
 // Launchers of the fused optimizer updates (kernels/optim.cu). The host (src/backend/cuda/optim.cpp)
-// turns AdamDesc/SgdDesc into these per-step constants exactly as the CPU backend does, so both
+// turns AdamStep/SgdStep into these per-step constants exactly as the CPU backend does, so both
 // devices compute the same expression in the same order.
 #pragma once
 
@@ -8,7 +8,7 @@
 namespace fpi::backend::cuda {
 
 template <class T>
-struct AdamStep {
+struct AdamConstants {
   T beta1, beta2, one_minus_beta1, one_minus_beta2;
   T l2;           // Adam's weight decay, added to the gradient
   T decay;        // AdamW's multiplier of the parameter
@@ -18,18 +18,18 @@ struct AdamStep {
 };
 
 template <class T>
-struct SgdStep {
+struct SgdConstants {
   T lr, weight_decay, momentum, damp;  // damp = 1 - dampening
   bool first, nesterov;
 };
 
 // max_exp_avg_sq is null without amsgrad; all arrays are contiguous with n elements.
 template <class T>
-void launch_adam(const AdamStep<T>& s, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+void launch_adam(const AdamConstants<T>& s, std::int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
                  T* max_exp_avg_sq);
 
 // momentum_buffer is null without momentum.
 template <class T>
-void launch_sgd(const SgdStep<T>& s, std::int64_t n, T* param, const T* grad, T* momentum_buffer);
+void launch_sgd(const SgdConstants<T>& s, std::int64_t n, T* param, const T* grad, T* momentum_buffer);
 
 }  // namespace fpi::backend::cuda

@@ -24,6 +24,7 @@
 
 #include "fpi/autograd.hpp"
 #include "fpi/tensor.hpp"
+#include "fpi/update_steps.hpp"
 
 namespace fpi {
 
@@ -149,25 +150,6 @@ Tensor cross_entropy_loss(const Tensor& logits, const Tensor& target);
 // Not differentiable and never recorded: like Tensor::fill_ they refuse, while grad mode is on, a
 // tensor that requires grad, so an optimizer runs them under NoGrad. Each bumps the storage version of
 // every tensor it writes, so a graph that saved one of them fails on backward instead of using new values.
-// PyTorch's Adam/AdamW step for one parameter. `step` counts from 1. With `decoupled_weight_decay`
-// (AdamW) the decay multiplies the parameter by (1 - lr * weight_decay); otherwise (Adam) it adds
-// weight_decay * param to the gradient.
-struct AdamStep {
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
-  bool decoupled_weight_decay = false;
-  bool amsgrad = false;
-  std::int64_t step = 1;
-};
-
-// PyTorch's SGD step: g = grad + weight_decay * param; with momentum, buf = g on the first step and
-// buf = momentum * buf + (1 - dampening) * g after, then g = nesterov ? g + momentum * buf : buf;
-// param -= lr * g.
-struct SgdStep {
-  double lr = 1e-2, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
-  bool nesterov = false;
-  bool first_step = true;
-};
-
 // Writes param, exp_avg, exp_avg_sq and, with amsgrad, max_exp_avg_sq (undefined without it). Every
 // tensor is contiguous, with the parameter's dtype, device and shape.
 void adam_update_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,

@@ -13,6 +13,7 @@
 #include "backend/allocator.hpp"
 #include "backend/op_codes.hpp"
 #include "fpi/tensor.hpp"
+#include "fpi/update_steps.hpp"
 
 namespace fpi::backend {
 
@@ -46,25 +47,6 @@ struct Conv2dDesc {
   std::int64_t dilation_h = 1, dilation_w = 1;
 };
 
-// PyTorch's Adam/AdamW step for one parameter (all tensors contiguous, same shape). `step` counts
-// from 1. With `decoupled_weight_decay` (AdamW) the decay multiplies the parameter by (1 - lr * wd);
-// otherwise (Adam) it adds wd * param to the gradient. `max_exp_avg_sq` is used only with amsgrad.
-struct AdamDesc {
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
-  bool decoupled_weight_decay = false;
-  bool amsgrad = false;
-  std::int64_t step = 1;
-};
-
-// PyTorch's SGD step: g = grad + wd * p; with momentum, buf = g on the first step and
-// buf = momentum * buf + (1 - dampening) * g after; g = nesterov ? g + momentum * buf : buf;
-// p -= lr * g.
-struct SgdDesc {
-  double lr = 1e-2, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
-  bool nesterov = false;
-  bool first_step = true;
-};
-
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -96,10 +78,11 @@ class Backend {
   virtual void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                       const Conv2dDesc& desc) = 0;
 
+  // One optimizer step in place (fpi/update_steps.hpp); every tensor contiguous, with param's shape.
   virtual void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                           const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamDesc& desc) = 0;
+                           const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamStep& step) = 0;
   virtual void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
-                          const SgdDesc& desc) = 0;
+                          const SgdStep& step) = 0;
 
   // Waits until queued work on the device is done (a no-op on the CPU).
   virtual void synchronize() {}

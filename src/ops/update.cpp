@@ -52,15 +52,7 @@ void adam_update_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg
   check_state(exp_avg_sq, param, op, "exp_avg_sq");
   if (step.amsgrad) check_state(max_exp_avg_sq, param, op, "max_exp_avg_sq");
   FPI_CHECK(step.step >= 1, op, ": the step count starts at 1, got ", step.step);
-  const backend::AdamDesc desc{.lr = step.lr,
-                               .beta1 = step.beta1,
-                               .beta2 = step.beta2,
-                               .eps = step.eps,
-                               .weight_decay = step.weight_decay,
-                               .decoupled_weight_decay = step.decoupled_weight_decay,
-                               .amsgrad = step.amsgrad,
-                               .step = step.step};
-  backend_of(param).adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, desc);
+  backend_of(param).adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step);
   bump_version(param);
   bump_version(exp_avg);
   bump_version(exp_avg_sq);
@@ -73,13 +65,7 @@ void sgd_update_(const Tensor& param, const Tensor& grad, const Tensor& momentum
   check_like_param(grad, param, op, "the gradient");
   const bool with_momentum = step.momentum != 0.0;
   if (with_momentum) check_state(momentum_buffer, param, op, "the momentum buffer");
-  const backend::SgdDesc desc{.lr = step.lr,
-                              .momentum = step.momentum,
-                              .dampening = step.dampening,
-                              .weight_decay = step.weight_decay,
-                              .nesterov = step.nesterov,
-                              .first_step = step.first_step};
-  backend_of(param).sgd_update(param, grad, momentum_buffer, desc);
+  backend_of(param).sgd_update(param, grad, momentum_buffer, step);
   bump_version(param);
   if (with_momentum) bump_version(momentum_buffer);
 }

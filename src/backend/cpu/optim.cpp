@@ -63,7 +63,7 @@ void sgd_chunk(T* __restrict p, const T* __restrict g, T* __restrict buf, std::i
 }  // namespace
 
 void CpuBackend::adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                             const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamDesc& d) {
+                             const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamStep& d) {
   dispatch(param.dtype(), [&]<class T>() {
     T* p = static_cast<T*>(param.raw_data());
     const T* g = static_cast<const T*>(grad.raw_data());
@@ -92,7 +92,7 @@ void CpuBackend::adam_update(const Tensor& param, const Tensor& grad, const Tens
 }
 
 void CpuBackend::sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
-                            const SgdDesc& d) {
+                            const SgdStep& d) {
   const Momentum kind = d.momentum == 0.0 ? Momentum::None
                         : d.nesterov       ? (d.first_step ? Momentum::NesterovFirst : Momentum::Nesterov)
                                            : (d.first_step ? Momentum::First : Momentum::Heavy);

@@ -32,9 +32,9 @@ class CudaBackend final : public Backend {
   void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const Conv2dDesc& desc) override;
 
   void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                   const Tensor& max_exp_avg_sq, const AdamDesc& desc) override;
+                   const Tensor& max_exp_avg_sq, const AdamStep& desc) override;
   void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
-                  const SgdDesc& desc) override;
+                  const SgdStep& desc) override;
 
   void synchronize() override;
 

@@ -17,8 +17,8 @@ T* ptr(const Tensor& t) {
 
 template <class T>
 void adam_typed(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const Tensor& max_exp_avg_sq, const AdamDesc& d) {
-  AdamStep<T> s;
+                const Tensor& max_exp_avg_sq, const AdamStep& d) {
+  AdamConstants<T> s;
   s.beta1 = d.beta1;
   s.beta2 = d.beta2;
   s.one_minus_beta1 = 1.0 - d.beta1;
@@ -35,8 +35,8 @@ void adam_typed(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
 }
 
 template <class T>
-void sgd_typed(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer, const SgdDesc& d) {
-  SgdStep<T> s;
+void sgd_typed(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer, const SgdStep& d) {
+  SgdConstants<T> s;
   s.lr = d.lr;
   s.weight_decay = d.weight_decay;
   s.momentum = d.momentum;
@@ -49,7 +49,7 @@ void sgd_typed(const Tensor& param, const Tensor& grad, const Tensor& momentum_b
 }  // namespace
 
 void CudaBackend::adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                              const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamDesc& desc) {
+                              const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamStep& desc) {
   DeviceGuard guard(index_);
   if (param.dtype() == DType::Float32) {
     adam_typed<float>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, desc);
@@ -59,7 +59,7 @@ void CudaBackend::adam_update(const Tensor& param, const Tensor& grad, const Ten
 }
 
 void CudaBackend::sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
-                             const SgdDesc& desc) {
+                             const SgdStep& desc) {
   DeviceGuard guard(index_);
   if (param.dtype() == DType::Float32) {
     sgd_typed<float>(param, grad, momentum_buffer, desc);
