@@ -21,7 +21,7 @@ using testing::matches_cpu;
 using testing::OpCase;
 
 // Runs f on inputs made leaves on `device` and returns its value and d<f, w>/d(inputs).
-Tensors value_and_gradients(const testing::Fn& f, const Tensors& inputs, Device device, std::uint64_t seed) {
+Tensors value_and_gradients(const testing::OpFn& f, const Tensors& inputs, Device device, std::uint64_t seed) {
   Tensors xs;
   for (const Tensor& x : inputs) xs.push_back(x.to(device).detach().requires_grad_());
   const Tensor y = f(xs);

@@ -1,5 +1,5 @@
 // The op table (tests/op_table.hpp) drives a float64 first-order gradient check and a second-order
-// check of every op here; test_cuda.cpp runs the same rows on the GPU against the CPU.
+// check of every op here; test_cuda_parity.cpp runs the same rows on the GPU against the CPU.
 #include <gtest/gtest.h>
 
 #include "gradcheck.hpp"

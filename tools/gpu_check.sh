@@ -2,8 +2,9 @@
 # The whole GPU check in one call, for a machine with a GPU, CUDA and no network: unpack the carried
 # Debian packages (when a folder is given), configure Release with the CUDA backend for sm_90 into
 # build-gpu/, build, run the CUDA tests and then the rest of the suite, time bench_gpu_ops (and
-# PyTorch on the same cases when it is installed), and print a summary table last. Exits non-zero when
-# anything fails, and also when the CUDA tests skip (the point of the run is to execute them).
+# PyTorch on the same cases when it is installed) and every op-table row with bench_ops, and print a
+# summary table last. Exits non-zero when anything fails, and also when the CUDA tests skip (the point
+# of the run is to execute them).
 #
 #   bash tools/gpu_check.sh [DEPS]   DEPS: a folder with unpack-debs.sh and debs/*.deb (e.g. .gpu)
 #
@@ -123,6 +124,21 @@ if ((built)); then
     row "bench" "bench_gpu_ops FAILED (see bench.log)"
     failed=1
   fi
+  # Every row of the op table, forward and forward + backward, on cuda:0 and on the CPU. Its full table
+  # is appended to bench.log (no new file: the run returns eight at most); the summary keeps one line
+  # per row: cuda's fwd+bwd time and the CPU's time over it (the table's last column).
+  ops_log="$BUILD/bench_ops.log"
+  : >"$ops_log"
+  if run_stage "bench_ops" 120 "$ops_log" "$BUILD/bin/bench_ops"; then
+    awk 'NF > 6 && $(NF - 6) == "cuda:0" { printf "%-40s cuda fwd+bwd %10s ms, cpu/cuda %6s\n", $1, $(NF - 4), $NF }' \
+      "$ops_log" >"$ops_log.rows"
+    [[ -s "$ops_log.rows" ]] || echo "no row timed on cuda:0 (see bench.log)" >"$ops_log.rows"
+    while IFS= read -r line; do row "ops" "$line"; done <"$ops_log.rows"
+  else
+    row "ops" "bench_ops FAILED (see bench.log)"
+    failed=1
+  fi
+  cat "$ops_log" >>"$LOGS/bench.log"
   if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
     if run_stage "PyTorch reference" 90 "$LOGS/bench_torch.log" python3 "$ROOT/tools/bench/gpu_ops_reference.py"; then
       cat "$LOGS/bench_torch.log"

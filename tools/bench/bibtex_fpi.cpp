@@ -12,12 +12,11 @@
 // forward solve saw a period-2 oscillation. "whole batch" reproduces the authors' stopping
 // test (one norm over the batch), the others stop per sample.
 //
-//   bench_bibtex_fpi [--quick] [--steps N] [--data DIR]
+//   bench_bibtex_fpi [--quick] [--steps N] [--data DIR] [--threads N] [--json FILE]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,11 +25,12 @@
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
 #include "fpi/optim.hpp"
+#include "harness.hpp"
 
 namespace {
 
 using namespace fpi;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
 
 constexpr std::int64_t kFeatures = data::kBibtexFeatures, kLabels = data::kBibtexLabels;
 
@@ -106,21 +106,15 @@ double test_f1(const Config& c, nn::FixedPointLayer& layer, const data::MultiLab
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
-  int steps_override = 0;
+  std::optional<int> steps_override;
   std::string requested_dir;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else if (std::strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
-      steps_override = std::atoi(argv[++i]);
-    } else if (std::strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-      requested_dir = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: bench_bibtex_fpi [--quick] [--steps N] [--data DIR]\n");
-      return 2;
-    }
-  }
+  bench::Harness harness("bench_bibtex_fpi",
+                         "Training the paper's Bibtex FPI layers on the real data, comparing solvers.");
+  harness.add_count("--steps", steps_override,
+                    "training steps of every configuration (default: as listed, at most 2 with --quick)");
+  harness.add_text("--data", requested_dir, "DIR", "the Bibtex folder (default data/bibtex, else the source tree's)");
+  harness.parse(argc, argv);
+  const bool quick = harness.quick();
   const std::string dir = data_dir(requested_dir);
   const data::MultiLabelData train = data::load_bibtex(dir, data::Split::Train);
   const data::MultiLabelData test = data::load_bibtex(dir, data::Split::Test);
@@ -136,13 +130,24 @@ int main(int argc, char** argv) {
   };
   if (quick)
     for (auto& c : configs) c.steps = std::min(c.steps, 2);
-  if (steps_override > 0)
-    for (auto& c : configs) c.steps = steps_override;
+  if (steps_override)
+    for (auto& c : configs) c.steps = *steps_override;
 
   std::printf("Bibtex FPI training, %s; first %s\n", dir.c_str(),
               quick ? "2 steps, at most 300 iterations (quick)" : "steps as listed");
-  std::printf("%-26s %5s %9s %7s %9s %9s %7s %7s %7s %9s %7s\n", "configuration", "steps", "fwd-mean", "fwd-max",
-              "bwd-mean", "conv-mean", "min", ">=95%", "cycles", "ms/step", "F1");
+  using bench::Align;
+  using bench::number_cell;
+  bench::Table& table = harness.table("configurations", {{"configuration", 26, Align::Left},
+                                                         {"steps", 5},
+                                                         {"fwd-mean", 9},
+                                                         {"fwd-max", 7},
+                                                         {"bwd-mean", 9},
+                                                         {"conv-mean", 9},
+                                                         {"min", 7},
+                                                         {">=95%", 7},
+                                                         {"cycles", 7},
+                                                         {"ms/step", 9},
+                                                         {"F1", 7}});
   for (const Config& c : configs) {
     const std::uint64_t seed = 2020;
     auto layer = make_layer(c, seed, quick ? 300 : 4000);
@@ -161,7 +166,7 @@ int main(int argc, char** argv) {
           loss.backward();
           if (c.kind == Kind::Nn) optim::clip_grad_norm(layer->parameters(), 1.0);
           adam.step();
-          const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+          const double ms = bench::seconds_since(start) * 1e3;
           const auto& s = layer->stats();
           records.push_back({s.forward.mean_iterations(), s.backward.mean_iterations(),
                              s.forward.converged_fraction(), ms, s.forward.max_iterations(), s.forward.cycle_count()});
@@ -187,13 +192,13 @@ int main(int argc, char** argv) {
       good += r.converged >= 0.95;
       cycles += r.cycles;
     }
-    const std::string f1 =
-        c.evaluate && failure.empty() ? std::to_string(test_f1(c, *layer, test)).substr(0, 6) : "-";
-    std::printf("%-26s %5zu %9.1f %7d %9.1f %8.1f%% %6.1f%% %7d %7d %9.1f %7s\n", c.name.c_str(), records.size(),
-                forward_mean, forward_max, backward_mean, 100 * converged_mean, 100 * converged_min, good, cycles, ms,
-                f1.c_str());
+    const bench::Cell f1 =
+        c.evaluate && failure.empty() ? number_cell(test_f1(c, *layer, test), "%.4f") : bench::missing_cell();
+    table.add({bench::text_cell(c.name), number_cell(static_cast<double>(records.size()), "%.0f"),
+               number_cell(forward_mean, "%.1f"), number_cell(forward_max, "%.0f"), number_cell(backward_mean, "%.1f"),
+               number_cell(100 * converged_mean, "%.1f%%"), number_cell(100 * converged_min, "%.1f%%"),
+               number_cell(good, "%.0f"), number_cell(cycles, "%.0f"), number_cell(ms, "%.1f"), f1});
     if (!failure.empty()) std::printf("%-26s   stopped at step %zu: %s\n", "", records.size() + 1, failure.c_str());
-    std::fflush(stdout);
   }
-  return 0;
+  return harness.finish(0);
 }

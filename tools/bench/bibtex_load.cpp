@@ -3,60 +3,44 @@
 // end, each for the train (2.3 MB) and test (1.2 MB) files. Reports the median and minimum of N runs;
 // the file is in the page cache after the first run, so this measures parsing, not the disk.
 //
-//   build/bin/bench_bibtex_load [--data DIR] [--reps N]     (DIR defaults to data/bibtex)
-#include <algorithm>
-#include <chrono>
+//   build/bin/bench_bibtex_load [--quick] [--data DIR] [--repeat N] [--threads N] [--json FILE]
+//   (DIR defaults to data/bibtex)
 #include <cstdio>
-#include <cstdlib>
-#include <functional>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include "fpi/data/arff.hpp"
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-void report(const char* what, int reps, const std::function<void()>& run) {
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = Clock::now();
-    run();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  std::printf("%-34s median %7.2f ms   min %7.2f ms\n", what, ms[ms.size() / 2], ms.front());
-}
-
-}  // namespace
+#include "harness.hpp"
 
 int main(int argc, char** argv) {
   std::string dir = "data/bibtex";
-  int reps = 15;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--data" && i + 1 < argc) {
-      dir = argv[++i];
-    } else if (arg == "--reps" && i + 1 < argc) {
-      reps = std::max(1, std::atoi(argv[++i]));
-    } else {
-      std::fprintf(stderr, "usage: %s [--data DIR] [--reps N]\n", argv[0]);
-      return 2;
-    }
-  }
+  fpi::bench::Sampling sampling{.warmup = 0};
+  fpi::bench::Harness harness("bench_bibtex_load", "Reading and splitting the bundled Bibtex ARFF files.");
+  harness.add_text("--data", dir, "DIR", "the Bibtex folder");
+  harness.add_count("--repeat", sampling.repeat, {.full = 15, .quick = 2}, "timed runs of each step");
+  harness.parse(argc, argv);
+
   using fpi::data::Split;
+  const std::string paths[] = {dir + "/bibtex-train.arff", dir + "/bibtex-test.arff"};
+  const fpi::data::ArffData parsed[] = {fpi::data::read_arff(paths[0]), fpi::data::read_arff(paths[1])};
+  for (int i = 0; i < 2; ++i)
+    std::printf("%s: %lld rows, %zu stored entries\n", paths[i].c_str(), static_cast<long long>(parsed[i].rows),
+                parsed[i].values.size());
+
+  using fpi::bench::Align;
+  fpi::bench::Table& table =
+      harness.table("steps", {{"step", 34, Align::Left}, {"median ms", 9}, {"min ms", 9}});
+  const auto report = [&](const char* what, auto&& run) {
+    const fpi::bench::Summary s = fpi::bench::time_calls(run, sampling);
+    table.add({fpi::bench::text_cell(what), fpi::bench::number_cell(s.median * 1e3, "%.2f"),
+               fpi::bench::number_cell(s.min * 1e3, "%.2f")});
+  };
   for (const Split split : {Split::Train, Split::Test}) {
     const bool train = split == Split::Train;
-    const std::string path = dir + (train ? "/bibtex-train.arff" : "/bibtex-test.arff");
-    const fpi::data::ArffData parsed = fpi::data::read_arff(path);
-    std::printf("%s: %lld rows, %zu stored entries\n", path.c_str(), static_cast<long long>(parsed.rows),
-                parsed.values.size());
-    report(train ? "train read_arff" : "test read_arff", reps, [&] { fpi::data::read_arff(path); });
-    report(train ? "train split_multilabel (float32)" : "test split_multilabel (float32)", reps,
-           [&] { fpi::data::split_multilabel(parsed, fpi::data::kBibtexLabels); });
-    report(train ? "train load_bibtex" : "test load_bibtex", reps, [&] { fpi::data::load_bibtex(dir, split); });
+    const std::string& path = paths[train ? 0 : 1];
+    report(train ? "train read_arff" : "test read_arff", [&] { fpi::data::read_arff(path); });
+    report(train ? "train split_multilabel (float32)" : "test split_multilabel (float32)",
+           [&] { fpi::data::split_multilabel(parsed[train ? 0 : 1], fpi::data::kBibtexLabels); });
+    report(train ? "train load_bibtex" : "test load_bibtex", [&] { fpi::data::load_bibtex(dir, split); });
   }
-  return 0;
+  return harness.finish(0);
 }

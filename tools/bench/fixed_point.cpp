@@ -7,33 +7,25 @@
 //   - time and peak allocator memory of forward + backward, implicit versus unrolled, at 10, 100 and
 //     1000 forward iterations (implicit memory must stay flat).
 //
-//   bench_fixed_point [--quick]
-#include <algorithm>
-#include <chrono>
+//   bench_fixed_point [--quick] [--repeat N] [--threads N] [--json FILE]
 #include <cstdio>
-#include <cstring>
-#include <functional>
+#include <string>
 #include <vector>
 
 #include "fpi/fixed_point.hpp"
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
+#include "harness.hpp"
 
 namespace {
 
 using namespace fpi;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
 
-double median_ms(const std::function<void()>& f, int repeats) {
-  for (int i = 0; i < 3; ++i) f();  // warm the allocator's cache and the BLAS threads
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    f();
-    times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+// Three untimed calls warm the allocator's cache and the BLAS threads.
+template <class F>
+double median_ms(F&& f, int repeat) {
+  return bench::time_calls(f, {.warmup = 3, .repeat = repeat}).median * 1e3;
 }
 
 struct Setup {
@@ -67,25 +59,29 @@ struct Setup {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
-  const int repeats = quick ? 2 : 15;
+  int repeat = 0;
+  bench::Harness harness("bench_fixed_point", "The FPI layer's costs on the paper's Bibtex FPI_NN shape, float32.");
+  harness.add_count("--repeat", repeat, {.full = 15, .quick = 2},
+                    "timing samples (four times as many for the plain g and the VJP)");
+  harness.parse(argc, argv);
+  const bool quick = harness.quick();
   Setup s;
   const Tensor x0 = zeros_like(s.x);
 
   // Per-iteration costs.
-  const double plain_g = median_ms([&] { NoGrad ng; (void)s.g(s.x, s.z); }, repeats * 4);
+  const double plain_g = median_ms([&] { NoGrad ng; (void)s.g(s.x, s.z); }, repeat * 4);
   const int iterations = quick ? 5 : 50;
   auto stats = std::make_shared<FixedPointStats>();
   const double forward_picard = median_ms([&] {
     NoGrad ng;
     fixed_point(s.g, s.z, s.params, x0, s.forced(iterations, FixedPointBackward::Implicit), stats);
-  }, repeats) / iterations;
+  }, repeat) / iterations;
   auto anderson_options = s.forced(iterations, FixedPointBackward::Implicit);
   anderson_options.forward.solver = FixedPointSolver::Anderson;
   const double forward_anderson = median_ms([&] {
     NoGrad ng;
     fixed_point(s.g, s.z, s.params, x0, anderson_options, stats);
-  }, repeats) / iterations;
+  }, repeat) / iterations;
 
   Tensor leaf = s.x.detach().requires_grad_();
   Tensor y;
@@ -95,25 +91,23 @@ int main(int argc, char** argv) {
   }
   const Tensor cotangent = rand(y.shape(), {}, &s.gen);
   const double vjp = median_ms([&] { (void)autograd::grad({y}, {leaf}, {cotangent}, {.retain_graph = true}); },
-                              repeats * 4);
+                              repeat * 4);
   auto backward_options = s.forced(2, FixedPointBackward::Implicit);
   backward_options.backward.tolerance = 1e-30;
   backward_options.backward.min_iterations = backward_options.backward.max_iterations = iterations;
-  double backward_total = 0.0;
   std::vector<double> backward_times;
-  for (int r = 0; r < repeats; ++r) {
+  for (int r = 0; r < repeat; ++r) {
     const Tensor z = s.z.detach().requires_grad_();
     const Tensor x = fixed_point(s.g, z, s.params, x0, backward_options, stats);
     const Tensor loss = sum(x * cotangent);
     const auto start = Clock::now();
     (void)autograd::grad({loss}, {z});
-    backward_times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    backward_times.push_back(bench::seconds_since(start) * 1e3);
   }
-  std::sort(backward_times.begin(), backward_times.end());
-  backward_total = backward_times[backward_times.size() / 2];
-  const double backward_iteration = backward_total / iterations;
+  const double backward_iteration = bench::median(backward_times) / iterations;
 
-  std::printf("FPI_NN Bibtex shape (g: 1995 -> 600 ReLU -> 159 sigmoid, batch 40, float32)\n");
+  std::printf("FPI_NN Bibtex shape (g: 1995 -> 600 ReLU -> 159 sigmoid, batch 40, float32); threads: %s\n",
+              harness.threads_description().c_str());
   std::printf("  plain forward of g           %8.3f ms\n", plain_g);
   std::printf("  forward iteration, Picard    %8.3f ms  (%.2fx g; target <= 1.10x)\n", forward_picard,
               forward_picard / plain_g);
@@ -122,9 +116,16 @@ int main(int argc, char** argv) {
   std::printf("  backward iteration           %8.3f ms  (%.2fx VJP; target <= 1.20x; includes the final VJP and "
               "graph build, amortised over %d iterations)\n",
               backward_iteration, backward_iteration / vjp, iterations);
+  harness.value("plain_g_ms", plain_g);
+  harness.value("forward_iteration_picard_ms", forward_picard);
+  harness.value("forward_iteration_anderson_ms", forward_anderson);
+  harness.value("vjp_ms", vjp);
+  harness.value("backward_iteration_ms", backward_iteration);
 
   std::printf("\n  forward + backward (grad w.r.t. z and all parameters), time and peak allocator memory\n");
-  std::printf("  %-10s %10s %12s %14s\n", "mode", "iterations", "time ms", "peak MiB");
+  using bench::Align;
+  bench::Table& table = harness.table(
+      "modes", {{"mode", 10, Align::Left}, {"iterations", 10}, {"time ms", 12}, {"peak MiB", 14}}, 2);
   const std::vector<int> counts = quick ? std::vector<int>{10, 20} : std::vector<int>{10, 100, 1000};
   for (auto mode : {FixedPointBackward::Implicit, FixedPointBackward::Unrolled}) {
     for (int n : counts) {
@@ -138,11 +139,11 @@ int main(int argc, char** argv) {
         const Tensor x = fixed_point(s.g, z, s.params, x0, s.forced(n, mode));
         (void)autograd::grad({sum(x * cotangent)}, wrt);
       }
-      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      const double ms = bench::seconds_since(start) * 1e3;
       const double mib = static_cast<double>(allocator_stats().peak_bytes_in_use - before) / (1 << 20);
-      std::printf("  %-10s %10d %12.1f %14.2f\n", mode == FixedPointBackward::Implicit ? "implicit" : "unrolled", n,
-                  ms, mib);
+      table.add({bench::text_cell(mode == FixedPointBackward::Implicit ? "implicit" : "unrolled"),
+                 bench::number_cell(n, "%.0f"), bench::number_cell(ms, "%.1f"), bench::number_cell(mib, "%.2f")});
     }
   }
-  return 0;
+  return harness.finish(0);
 }

@@ -5,38 +5,22 @@
 // before the clock is read. Prints one table; where no GPU can be used it says why and times the CPU
 // alone, so the program also runs (and is checked) on machines without one.
 //
-//   build/bin/bench_gpu_ops [--quick] [--reps N] [--device cuda|cpu|both]
-#include <algorithm>
-#include <chrono>
+//   build/bin/bench_gpu_ops [--quick] [--repeat N] [--device cuda|cpu|both] [--threads N] [--json FILE]
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include "fpi/device.hpp"
 #include "fpi/generator.hpp"
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
+#include "harness.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using fpi::Device;
 using fpi::Tensor;
-
-std::string format(const char* pattern, double value) {
-  char text[64];
-  std::snprintf(text, sizeof text, pattern, value);
-  return text;
-}
-
-struct Settings {
-  int reps = 7;
-  double sample_seconds = 0.2;  // a sample repeats the work until it lasts about this long
-  bool cpu = true, gpu = true;
-};
+using fpi::bench::format;
 
 // What a case reports besides its time: the work's FLOP count, or a note (the FPI iteration counts).
 struct Workload {
@@ -102,87 +86,57 @@ const Case kCases[] = {
     {"FPI_NN Bibtex, batch 40, fwd+bwd", fpi_nn_case},
 };
 
-// Median seconds per call, each sample synchronizing the device before reading the clock.
-double time_per_call(const Workload& w, Device d, const Settings& s) {
-  const auto timed = [&](int calls) {
-    fpi::synchronize(d);
-    const auto start = Clock::now();
-    for (int i = 0; i < calls; ++i) w.run();
-    fpi::synchronize(d);
-    return std::chrono::duration<double>(Clock::now() - start).count();
-  };
-  timed(1);  // warm-up: cuBLAS/cuDNN handles, algorithm choice, allocator blocks
-  const int calls = std::max(1, static_cast<int>(s.sample_seconds / std::max(timed(1), 1e-6)));
-  std::vector<double> samples;
-  for (int r = 0; r < s.reps; ++r) samples.push_back(timed(calls) / calls);
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
-}
-
 struct Timing {
   double seconds = 0.0;
   std::string note;
 };
 
-Timing measure(const Case& c, Device d, const Settings& s) {
+// The median seconds per call; the warm-up call sets up cuBLAS/cuDNN handles, algorithm choices and
+// allocator blocks.
+Timing measure(const Case& c, Device d, const fpi::bench::Sampling& sampling) {
   const Workload w = c.make(d);
-  Timing t{time_per_call(w, d, s), w.note ? w.note() : ""};
+  Timing t{fpi::bench::time_calls(w.run, sampling, d).median, w.note ? w.note() : ""};
   if (w.gflop > 0) t.note = format("%.0f GFLOP/s", w.gflop / t.seconds);
   return t;
-}
-
-int usage(int status) {
-  std::fprintf(status ? stderr : stdout,
-               "usage: bench_gpu_ops [--quick] [--reps N] [--device cuda|cpu|both]\n"
-               "  --quick    a short smoke run (3 short samples per case)\n"
-               "  --reps N   timing samples per case and device (default 7)\n"
-               "  --device   where to run (default both; cuda is skipped with a reason when unusable)\n");
-  return status;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--quick") {
-      s.reps = 3;
-      s.sample_seconds = 0.0;
-    } else if (arg == "--reps" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) {
-      s.reps = std::atoi(argv[++i]);
-    } else if (arg == "--device" && i + 1 < argc) {
-      const std::string_view which = argv[++i];
-      if (which != "cuda" && which != "cpu" && which != "both") return usage(2);
-      s.cpu = which != "cuda";
-      s.gpu = which != "cpu";
-    } else if (arg == "--help" || arg == "-h") {
-      return usage(0);
-    } else {
-      std::fprintf(stderr, "bench_gpu_ops: unknown or incomplete option '%s'\n", argv[i]);
-      return usage(2);
+  fpi::bench::Sampling sampling{.warmup = 1};
+  std::string where = "both";
+  fpi::bench::Harness harness("bench_gpu_ops", "The same work on cuda:0 and on the CPU: matmul, convolution, FPI_NN.");
+  harness.add_count("--repeat", sampling.repeat, {.full = 7, .quick = 3}, "timing samples per case and device");
+  harness.add_choice("--device", where, {"cuda", "cpu", "both"},
+                     "where to run (cuda is skipped, saying why, where it cannot be used)");
+  harness.parse(argc, argv);
+  sampling.sample_seconds = harness.quick() ? 0.0 : 0.2;
+  const bool cpu = where != "cuda";
+  bool gpu = where != "cpu";
+  if (gpu) {
+    const std::string reason = fpi::bench::cuda_unavailable_reason();
+    if (!reason.empty()) {
+      std::printf("cuda: not timed (%s)\n", reason.c_str());
+      gpu = false;
+      if (!cpu) return harness.finish(1);
     }
   }
-  if (s.gpu && !fpi::cuda_available()) {
-    std::string reason = "this build has no CUDA backend";
-    try {
-      fpi::zeros({1}, {.device = fpi::cuda(0)});
-    } catch (const fpi::Error& e) {
-      reason = e.what();
-    }
-    std::printf("cuda: not timed (%s)\n", reason.c_str());
-    s.gpu = false;
-    if (!s.cpu) return 1;
-  }
-  std::printf("%-38s %10s %10s %9s  %-28s %s\n", "case", "cpu ms", "cuda ms", "cpu/cuda", "cuda", "cpu");
+  using fpi::bench::Align;
+  fpi::bench::Table& table = harness.table("cases", {{"case", 38, Align::Left},
+                                                     {"cpu ms", 10},
+                                                     {"cuda ms", 10},
+                                                     {"cpu/cuda", 9},
+                                                     {"cuda", 28, Align::Left},
+                                                     {"cpu", 0, Align::Left}});
   for (const Case& c : kCases) {
-    const Timing cpu = s.cpu ? measure(c, fpi::kCPU, s) : Timing{};
-    const Timing gpu = s.gpu ? measure(c, fpi::cuda(0), s) : Timing{};
-    const auto ms = [](const Timing& t, bool ran) { return ran ? format("%.3f", t.seconds * 1e3) : "-"; };
-    const std::string ratio = s.cpu && s.gpu ? format("%.1fx", cpu.seconds / gpu.seconds) : "-";
-    std::printf("%-38s %10s %10s %9s  %-28s %s\n", c.name, ms(cpu, s.cpu).c_str(), ms(gpu, s.gpu).c_str(),
-                ratio.c_str(), gpu.note.c_str(), cpu.note.c_str());
-    std::fflush(stdout);
+    const Timing on_cpu = cpu ? measure(c, fpi::kCPU, sampling) : Timing{};
+    const Timing on_gpu = gpu ? measure(c, fpi::cuda(0), sampling) : Timing{};
+    using fpi::bench::missing_cell;
+    using fpi::bench::number_cell;
+    table.add({fpi::bench::text_cell(c.name), cpu ? number_cell(on_cpu.seconds * 1e3, "%.3f") : missing_cell(),
+               gpu ? number_cell(on_gpu.seconds * 1e3, "%.3f") : missing_cell(),
+               cpu && gpu ? number_cell(on_cpu.seconds / on_gpu.seconds, "%.1fx") : missing_cell(),
+               fpi::bench::text_cell(on_gpu.note), fpi::bench::text_cell(on_cpu.note)});
   }
-  return 0;
+  return harness.finish(0);
 }

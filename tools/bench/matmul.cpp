@@ -5,25 +5,21 @@
 // the ratio stays meaningful. Shapes: the square 1024³ reference, the MLP benchmark's 40x1995 → 600
 // layer in its forward and backward layouts (transposed operands as views), and a batched product.
 //
-//   build/bin/bench_matmul [--quick] [--reps N]
+//   build/bin/bench_matmul [--quick] [--repeat N] [--threads N] [--json FILE]
 #include <cblas.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "fpi/generator.hpp"
 #include "fpi/ops.hpp"
+#include "harness.hpp"
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct Case {
   const char* name;
@@ -41,7 +37,7 @@ constexpr Case kCases[] = {
 };
 
 struct Settings {
-  int reps = 21;
+  int repeat = 21;
   double sample_seconds = 0.02;  // each timing sample repeats the call until it lasts about this long
 };
 
@@ -75,19 +71,6 @@ void raw_sgemm(const Case& c, const Operands& o) {
   }
 }
 
-template <class F>
-double seconds_per_call(F&& call, int calls) {
-  const auto start = Clock::now();
-  for (int i = 0; i < calls; ++i) call();
-  return std::chrono::duration<double>(Clock::now() - start).count() / calls;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
-}
-
 // max |fpi - raw| relative to max |raw|: the two must compute the same product.
 double relative_difference(const fpi::Tensor& fpi_result, const fpi::Tensor& raw) {
   const auto x = fpi_result.contiguous().to_vector<float>();
@@ -110,10 +93,10 @@ Result run_case(const Case& c, const Settings& s) {
   auto raw_call = [&] { raw_sgemm(c, o); };
   fpi_call();
   raw_call();
-  const double one = seconds_per_call(raw_call, 1);
-  const int calls = std::max(1, static_cast<int>(s.sample_seconds / std::max(one, 1e-9)));
+  using fpi::bench::seconds_per_call;
+  const int calls = fpi::bench::calls_per_sample(seconds_per_call(raw_call, 1), s.sample_seconds);
   std::vector<double> fpi_times, raw_times;
-  for (int rep = 0; rep < s.reps; ++rep) {
+  for (int rep = 0; rep < s.repeat; ++rep) {
     if (rep % 2 == 0) {
       fpi_times.push_back(seconds_per_call(fpi_call, calls));
       raw_times.push_back(seconds_per_call(raw_call, calls));
@@ -122,10 +105,9 @@ Result run_case(const Case& c, const Settings& s) {
       fpi_times.push_back(seconds_per_call(fpi_call, calls));
     }
   }
-  const double flop = 2.0 * c.batch * c.m * c.n * c.k;
-  const double gflop = flop * 1e-9;
-  return {gflop / *std::min_element(fpi_times.begin(), fpi_times.end()), gflop / median(fpi_times),
-          gflop / *std::min_element(raw_times.begin(), raw_times.end()), gflop / median(raw_times),
+  const double gflop = 2.0 * c.batch * c.m * c.n * c.k * 1e-9;
+  const fpi::bench::Summary fpi_time = fpi::bench::summarize(fpi_times), raw_time = fpi::bench::summarize(raw_times);
+  return {gflop / fpi_time.min, gflop / fpi_time.median, gflop / raw_time.min, gflop / raw_time.median,
           relative_difference(fpi::matmul(o.a, o.b), o.c_raw)};
 }
 
@@ -136,47 +118,39 @@ std::string shape_label(const Case& c) {
   return label;
 }
 
-int usage(int status) {
-  std::fprintf(status ? stderr : stdout,
-               "usage: bench_matmul [--quick] [--reps N]\n"
-               "  --quick   a one-second smoke run (3 short samples per case)\n"
-               "  --reps N  timing samples per case and implementation (default 21)\n");
-  return status;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--quick") {
-      s.reps = 3;
-      s.sample_seconds = 0.002;
-    } else if (arg == "--reps" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) {
-      s.reps = std::atoi(argv[++i]);
-    } else if (arg == "--help" || arg == "-h") {
-      return usage(0);
-    } else {
-      std::fprintf(stderr, "bench_matmul: unknown or incomplete option '%s'\n", argv[i]);
-      return usage(2);
-    }
-  }
+  fpi::bench::Harness harness("bench_matmul", "fpi::matmul against raw cblas_sgemm on the same float32 buffers.");
+  harness.add_count("--repeat", s.repeat, {.full = 21, .quick = 3}, "timing samples per case and implementation");
+  harness.parse(argc, argv);
+  if (harness.quick()) s.sample_seconds = 0.002;
   fpi::manual_seed(0);
-  std::printf("fpi::matmul vs raw cblas_sgemm, float32, %d interleaved samples each\n", s.reps);
+  std::printf("fpi::matmul vs raw cblas_sgemm, float32, %d interleaved samples each\n", s.repeat);
   std::printf("BLAS: %s, %d threads\n\n", openblas_get_config(), openblas_get_num_threads());
-  std::printf("%-30s %-26s %17s %17s %15s\n", "case", "shape", "fpi GFLOP/s", "sgemm GFLOP/s", "fpi/sgemm");
-  std::printf("%-30s %-26s %17s %17s %15s\n", "", "", "best  median", "best  median", "best  median");
+  std::printf("GFLOP/s, best and median sample; fpi/sgemm in percent\n");
+  using fpi::bench::Align;
+  using fpi::bench::number_cell;
+  fpi::bench::Table& table = harness.table("matmul", {{"case", 30, Align::Left},
+                                                      {"shape", 26, Align::Left},
+                                                      {"fpi best", 8},
+                                                      {"fpi median", 8},
+                                                      {"sgemm best", 8},
+                                                      {"sgemm median", 8},
+                                                      {"fpi/sgemm best", 7},
+                                                      {"fpi/sgemm median", 7}});
   bool same_results = true;
   for (const Case& c : kCases) {
     const Result r = run_case(c, s);
-    std::printf("%-30s %-26s %8.1f %8.1f %8.1f %8.1f %6.1f%% %6.1f%%\n", c.name, shape_label(c).c_str(), r.fpi_best,
-                r.fpi_median, r.raw_best, r.raw_median, 100.0 * r.fpi_best / r.raw_best,
-                100.0 * r.fpi_median / r.raw_median);
+    table.add({fpi::bench::text_cell(c.name), fpi::bench::text_cell(shape_label(c)), number_cell(r.fpi_best, "%.1f"),
+               number_cell(r.fpi_median, "%.1f"), number_cell(r.raw_best, "%.1f"), number_cell(r.raw_median, "%.1f"),
+               number_cell(100.0 * r.fpi_best / r.raw_best, "%.1f%%"),
+               number_cell(100.0 * r.fpi_median / r.raw_median, "%.1f%%")});
     if (r.difference > 1e-5) {
       std::fprintf(stderr, "bench_matmul: %s: fpi and sgemm results differ (relative %.3g)\n", c.name, r.difference);
       same_results = false;
     }
   }
-  return same_results ? 0 : 1;
+  return harness.finish(same_results ? 0 : 1);
 }

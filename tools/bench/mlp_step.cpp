@@ -6,49 +6,38 @@
 // the allocator's counters are reset after warm-up and system_allocations over the timed steps must
 // be 0 (the exit status is 1 otherwise).
 //
-// Timing: `reps` samples of `steps` consecutive steps each; a sample's time divided by its step count
+// Timing: `repeat` samples of `steps` consecutive steps each; a sample's time divided by its step count
 // is one ms/step figure, and the median and best of those are reported. The forward / backward /
 // optimizer split comes from clock reads between the phases of every timed step.
 //
-//   build/bin/bench_mlp_step [--quick] [--reps N] [--steps N] [--warmup N]
-#include <algorithm>
-#include <chrono>
+//   build/bin/bench_mlp_step [--quick] [--repeat N] [--steps N] [--warmup N] [--threads N] [--json FILE]
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <string_view>
 #include <vector>
 
 #include "fpi/generator.hpp"
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
 #include "fpi/optim.hpp"
+#include "harness.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using fpi::bench::Clock;
+using fpi::bench::seconds_between;
 
 constexpr std::int64_t kBatch = 40, kIn = 1995, kHidden = 600, kOut = 159;
 constexpr std::uint64_t kSeed = 0;
 
+// Set from the command line.
 struct Settings {
-  int warmup = 20;
-  int reps = 15;
-  int steps = 40;
+  int warmup = 0, repeat = 0, steps = 0;
 };
 
 // Seconds spent in each phase, summed over the steps of one sample.
 struct Phases {
   double forward = 0, backward = 0, optimizer = 0;
 };
-
-double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
-}
 
 // Random data of Bibtex's shape (the values do not affect the cost): inputs in [0, 1), each label on
 // with probability 0.1.
@@ -83,9 +72,9 @@ class Benchmark {
     optimizer_.step();
     if (phases) {
       const auto t3 = Clock::now();
-      phases->forward += seconds(t0, t1);
-      phases->backward += seconds(t1, t2);
-      phases->optimizer += seconds(t2, t3);
+      phases->forward += seconds_between(t0, t1);
+      phases->backward += seconds_between(t1, t2);
+      phases->optimizer += seconds_between(t2, t3);
     }
   }
   double loss() const { return loss_.item(); }
@@ -97,46 +86,18 @@ class Benchmark {
   fpi::optim::Adam optimizer_;
 };
 
-int usage(int status) {
-  std::fprintf(status ? stderr : stdout,
-               "usage: bench_mlp_step [--quick] [--reps N] [--steps N] [--warmup N]\n"
-               "  --quick     a smoke run well under a second (3 warm-up steps, 3 samples of 3 steps)\n"
-               "  --reps N    timing samples (default 15)\n"
-               "  --steps N   training steps per sample (default 40)\n"
-               "  --warmup N  untimed steps before the allocator counters are reset (default 20, at least 2)\n");
-  return status;
-}
-
-bool parse_count(const char* text, int least, int& out) {
-  char* end = nullptr;
-  const long value = std::strtol(text, &end, 10);
-  if (end == text || *end != '\0' || value < least || value > 1000000) return false;
-  out = static_cast<int>(value);
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--quick") {
-      s = {.warmup = 3, .reps = 3, .steps = 3};
-    } else if (arg == "--reps" && has_value && parse_count(argv[i + 1], 1, s.reps)) {
-      ++i;
-    } else if (arg == "--steps" && has_value && parse_count(argv[i + 1], 1, s.steps)) {
-      ++i;
-    } else if (arg == "--warmup" && has_value && parse_count(argv[i + 1], 2, s.warmup)) {
-      ++i;
-    } else if (arg == "--help" || arg == "-h") {
-      return usage(0);
-    } else {
-      std::fprintf(stderr, "bench_mlp_step: unknown option or invalid value at '%s'\n", argv[i]);
-      return usage(2);
-    }
-  }
+  fpi::bench::Harness harness("bench_mlp_step",
+                              "One training step of the paper's Bibtex MLP (1995 -> 600 -> 159, batch 40, BCE, Adam), "
+                              "float32.");
+  harness.add_count("--repeat", s.repeat, {.full = 15, .quick = 3}, "timing samples");
+  harness.add_count("--steps", s.steps, {.full = 40, .quick = 3}, "training steps per sample");
+  harness.add_count("--warmup", s.warmup, {.full = 20, .quick = 3},
+                    "untimed steps before the allocator counters are reset", 2);
+  harness.parse(argc, argv);
 
   Benchmark bench;
   // Warm-up fills the allocator's free lists and Adam's state; the first step allocates the state, so
@@ -145,38 +106,47 @@ int main(int argc, char** argv) {
   fpi::reset_allocator_stats();
 
   std::vector<double> per_step;
-  std::vector<Phases> phases(s.reps);
-  for (int rep = 0; rep < s.reps; ++rep) {
+  std::vector<Phases> phases(s.repeat);
+  for (int rep = 0; rep < s.repeat; ++rep) {
     const auto start = Clock::now();
     for (int i = 0; i < s.steps; ++i) bench.step(&phases[rep]);
-    per_step.push_back(seconds(start, Clock::now()) / s.steps);
+    per_step.push_back(fpi::bench::seconds_since(start) / s.steps);
   }
   const fpi::AllocatorStats stats = fpi::allocator_stats();
 
   const auto phase_ms = [&](double Phases::*field) {
     std::vector<double> v;
     for (const Phases& p : phases) v.push_back(p.*field / s.steps * 1e3);
-    return median(v);
+    return fpi::bench::median(v);
   };
+  const fpi::bench::Summary step = fpi::bench::summarize(per_step);
+  const double forward_ms = phase_ms(&Phases::forward), backward_ms = phase_ms(&Phases::backward),
+               optimizer_ms = phase_ms(&Phases::optimizer);
   std::printf("fpi MLP training step: %lld -> %lld -> %lld, batch %lld, BCE, Adam, float32\n",
               static_cast<long long>(kIn), static_cast<long long>(kHidden), static_cast<long long>(kOut),
               static_cast<long long>(kBatch));
-  const auto env = [](const char* name) { return std::getenv(name) ? std::getenv(name) : "unset (all cores)"; };
-  std::printf("threads: FPI_NUM_THREADS %s, OPENBLAS_NUM_THREADS %s\n", env("FPI_NUM_THREADS"),
-              env("OPENBLAS_NUM_THREADS"));
-  std::printf("%d warm-up steps, %d samples of %d steps\n", s.warmup, s.reps, s.steps);
-  std::printf("ms/step median %.4f best %.4f\n", median(per_step) * 1e3,
-              *std::min_element(per_step.begin(), per_step.end()) * 1e3);
-  std::printf("split (median ms): forward+loss %.4f backward %.4f optimizer %.4f\n",
-              phase_ms(&Phases::forward), phase_ms(&Phases::backward), phase_ms(&Phases::optimizer));
-  std::printf("loss after %d steps %.6f\n", s.warmup + s.reps * s.steps, bench.loss());
+  std::printf("threads: %s\n", harness.threads_description().c_str());
+  std::printf("%d warm-up steps, %d samples of %d steps\n", s.warmup, s.repeat, s.steps);
+  std::printf("ms/step median %.4f best %.4f\n", step.median * 1e3, step.min * 1e3);
+  std::printf("split (median ms): forward+loss %.4f backward %.4f optimizer %.4f\n", forward_ms, backward_ms,
+              optimizer_ms);
+  std::printf("loss after %d steps %.6f\n", s.warmup + s.repeat * s.steps, bench.loss());
   std::printf("allocator over the timed steps: requests %llu system_allocations %llu peak_bytes %zu\n",
               static_cast<unsigned long long>(stats.requests),
               static_cast<unsigned long long>(stats.system_allocations), stats.peak_bytes_in_use);
+  harness.value("step_ms_median", step.median * 1e3);
+  harness.value("step_ms_best", step.min * 1e3);
+  harness.value("forward_loss_ms_median", forward_ms);
+  harness.value("backward_ms_median", backward_ms);
+  harness.value("optimizer_ms_median", optimizer_ms);
+  harness.value("loss", bench.loss());
+  harness.value("allocator_requests", static_cast<double>(stats.requests));
+  harness.value("system_allocations", static_cast<double>(stats.system_allocations));
+  harness.value("peak_bytes", static_cast<double>(stats.peak_bytes_in_use));
   if (stats.system_allocations != 0) {
     std::fprintf(stderr, "bench_mlp_step: the timed steps made %llu system allocations; expected none\n",
                  static_cast<unsigned long long>(stats.system_allocations));
-    return 1;
+    return harness.finish(1);
   }
-  return 0;
+  return harness.finish(0);
 }

@@ -16,22 +16,27 @@ import torch
 import torch.nn.functional as F
 
 
+# Full and --quick defaults, as bench_conv_net has them; a value given on the command line wins over both.
+DEFAULTS = {"repeat": (20, 3), "warmup": (3, 1), "batch": (16, 2), "size": (40, 12), "width": (64, 8), "depth": (17, 4)}
+
+
 def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny configuration, a smoke test")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--size", type=int, default=40)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--depth", type=int, default=17)
+    p.add_argument("--repeat", type=int, help="timed steps")
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--size", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--depth", type=int)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--f64", action="store_true")
     p.add_argument("--no-layers", action="store_true")
     a = p.parse_args()
-    a.layer_reps = 10
-    if a.quick:
-        a.batch, a.size, a.width, a.depth, a.steps, a.warmup, a.layer_reps = 2, 12, 8, 4, 3, 1, 2
+    for name, (full, quick) in DEFAULTS.items():
+        if getattr(a, name) is None:
+            setattr(a, name, quick if a.quick else full)
+    a.layer_reps = 2 if a.quick else 10
     return a
 
 
@@ -112,9 +117,9 @@ def main():
           f"mkldnn {torch.backends.mkldnn.is_available()}")
     for _ in range(a.warmup):
         train_step(net, opt, x, target)
-    times = [train_step(net, opt, x, target) for _ in range(a.steps)]
+    times = [train_step(net, opt, x, target) for _ in range(a.repeat)]
     totals = [sum(t) for t in times]
-    print(f"step     {statistics.median(totals):9.2f} ms (median of {a.steps}; min {min(totals):.2f})")
+    print(f"step     {statistics.median(totals):9.2f} ms (median of {a.repeat}; min {min(totals):.2f})")
     print(f"forward  {statistics.median(t[0] for t in times):9.2f} ms (with the loss)")
     print(f"backward {statistics.median(t[1] for t in times):9.2f} ms")
     print(f"update   {statistics.median(t[2] for t in times):9.2f} ms")

@@ -1,12 +1,12 @@
 """PyTorch's side of the MLP training-step benchmark (tools/bench/mlp_step.cpp is fpi's): the same net
 (Linear(1995, 600), ReLU, Linear(600, 159), Sigmoid), BCELoss against 0/1 targets, Adam(lr=1e-3),
-batch 40, float32, and the same timing method: warm-up steps, then `reps` samples of `steps` steps,
+batch 40, float32, and the same timing method: warm-up steps, then `repeat` samples of `steps` steps,
 reporting the median and best ms/step and a forward / backward / optimizer split. Gradients are
 cleared with zero_grad(set_to_none=True), which is what fpi's zero_grad does and the faster of
 torch's two ways (1.13's default zeroes them in place, then adds the new gradient into them).
 
 Run it with Debian's interpreter, which sees python3-torch (1.13):
-    /usr/bin/python3 tools/bench/torch_mlp_step.py [--quick] [--threads N] [--reps N] [--steps N]
+    /usr/bin/python3 tools/bench/torch_mlp_step.py [--quick] [--threads N] [--repeat N] [--steps N]
 --threads sets torch.set_num_threads; OpenBLAS, which torch's linear layers call here, takes its own
 thread count from OPENBLAS_NUM_THREADS.
 """
@@ -31,12 +31,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 warm-up steps, 3 samples of 3 steps")
     parser.add_argument("--threads", type=positive, default=1, help="torch intra-op threads (default 1)")
-    parser.add_argument("--reps", type=positive, default=15, help="timing samples (default 15)")
-    parser.add_argument("--steps", type=positive, default=40, help="steps per sample (default 40)")
-    parser.add_argument("--warmup", type=positive, default=20, help="untimed steps first (default 20)")
+    parser.add_argument("--repeat", type=positive, help="timing samples (default 15)")
+    parser.add_argument("--steps", type=positive, help="steps per sample (default 40)")
+    parser.add_argument("--warmup", type=positive, help="untimed steps first (default 20)")
     args = parser.parse_args()
-    if args.quick:
-        args.warmup, args.reps, args.steps = 3, 3, 3
+    # As in bench_mlp_step: --quick changes the defaults, a value given on the command line wins.
+    for name, full in (("repeat", 15), ("steps", 40), ("warmup", 20)):
+        if getattr(args, name) is None:
+            setattr(args, name, 3 if args.quick else full)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -65,7 +67,7 @@ def main():
     for _ in range(args.warmup):
         step(None)
     per_step, splits = [], []
-    for _ in range(args.reps):
+    for _ in range(args.repeat):
         phases = [0.0, 0.0, 0.0]
         start = time.perf_counter()
         for _ in range(args.steps):
@@ -76,11 +78,11 @@ def main():
     print(f"torch {torch.__version__} MLP training step: {IN} -> {HIDDEN} -> {OUT}, batch {BATCH}, BCE, Adam, float32")
     print(f"threads: torch {torch.get_num_threads()}, OPENBLAS_NUM_THREADS "
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset (all cores)')}")
-    print(f"{args.warmup} warm-up steps, {args.reps} samples of {args.steps} steps")
+    print(f"{args.warmup} warm-up steps, {args.repeat} samples of {args.steps} steps")
     print(f"ms/step median {statistics.median(per_step) * 1e3:.4f} best {min(per_step) * 1e3:.4f}")
     forward, backward, optim = (statistics.median(s[i] for s in splits) for i in range(3))
     print(f"split (median ms): forward+loss {forward:.4f} backward {backward:.4f} optimizer {optim:.4f}")
-    print(f"loss after {args.warmup + args.reps * args.steps} steps {loss.item():.6f}")
+    print(f"loss after {args.warmup + args.repeat * args.steps} steps {loss.item():.6f}")
 
 
 if __name__ == "__main__":
