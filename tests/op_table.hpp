@@ -1,6 +1,6 @@
 // The op table: one row per differentiable op (and per interesting variant). It drives the float64
-// gradient checks (test_op_gradients.cpp), the CPU/GPU parity tests (test_cuda_parity.cpp) and the op
-// benchmark (tools/bench/ops.cpp), so adding an op means adding one row here.
+// gradient checks (ops/test_op_gradients.cpp), the CPU/GPU parity tests (backend/test_cuda_parity.cpp)
+// and the op benchmark (tools/bench/ops.cpp), so adding an op means adding one row here.
 //
 // Each row carries two shape sets: the small one the tests use (finite differences re-run the op once
 // per input element) and the benchmark's, the sizes the op meets in the paper's models. The header

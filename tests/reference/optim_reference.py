@@ -1,4 +1,4 @@
-# Reference values for tests/test_optim.cpp, computed with PyTorch 1.13 (CPU, float64).
+# Reference values for tests/optim/test_optim.cpp, computed with PyTorch 1.13 (CPU, float64).
 # Run with the Python that sees torch: /usr/bin/python3 tests/reference/optim_reference.py
 # The gradients are built with math.sin, which is glibc's sin like std::sin in the C++ test, so both
 # sides feed the optimizers bit-identical inputs.

@@ -1,6 +1,6 @@
 // The in-place update ops behind the optimizers and gradient clipping (fpi/ops.hpp): one step
 // against the formula written out, the storage versions they bump, and the arguments they refuse.
-// Their numbers over many steps are checked against PyTorch through the optimizers in test_optim.cpp.
+// Their numbers over many steps are checked against PyTorch through the optimizers in optim/test_optim.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
