@@ -23,9 +23,13 @@ std::string shape_str(const Shape& shape) {
   return s + "]";
 }
 
+// Sizes come from users (and from files), so a product of them may not fit 64 bits: an unchecked
+// product wraps, and a tensor "of" 2^64 elements would get a few bytes of storage.
 std::int64_t shape_numel(const Shape& shape) {
   std::int64_t n = 1;
-  for (auto d : shape) n *= d;
+  for (auto d : shape)
+    FPI_CHECK(!__builtin_mul_overflow(n, d, &n), "shape ", shape_str(shape),
+              " has more elements than a 64-bit count can hold");
   return n;
 }
 
@@ -34,7 +38,8 @@ Shape contiguous_strides(const Shape& shape) {
   std::int64_t s = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
     strides[i] = s;
-    s *= std::max<std::int64_t>(shape[i], 1);
+    FPI_CHECK(!__builtin_mul_overflow(s, std::max<std::int64_t>(shape[i], 1), &s), "shape ", shape_str(shape),
+              " has strides too large for 64 bits");
   }
   return strides;
 }

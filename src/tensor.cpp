@@ -35,6 +35,8 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   const auto& impl = checked();
+  // Storage of zero bytes has no address, and null plus an offset is undefined.
+  if (!impl.storage->data()) return nullptr;
   return static_cast<char*>(impl.storage->data()) + impl.offset * static_cast<std::int64_t>(dtype_size(impl.dtype));
 }
 
@@ -137,8 +139,11 @@ void Tensor::zero_grad() const { checked(), impl_->grad.reset(); }
 
 Tensor empty(const Shape& shape, TensorOptions options) {
   for (auto d : shape) FPI_CHECK(d >= 0, "empty: negative dimension in shape ", shape_str(shape));
+  std::int64_t bytes = 0;
+  FPI_CHECK(!__builtin_mul_overflow(shape_numel(shape), static_cast<std::int64_t>(dtype_size(options.dtype)), &bytes),
+            "empty: shape ", shape_str(shape), " of ", dtype_name(options.dtype), " needs more bytes than 64 bits hold");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(options.dtype), options.device);
+  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes), options.device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = options.dtype;
@@ -157,17 +162,37 @@ Tensor full(const Shape& shape, double value, TensorOptions options) {
 Tensor zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
 Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
 Tensor scalar_tensor(double value, TensorOptions options) { return full({}, value, options); }
-Tensor eye(std::int64_t n, TensorOptions options) {
-  FPI_CHECK(n >= 0, "eye: negative size ", n);
-  std::vector<double> values(n * n, 0.0);
-  for (std::int64_t i = 0; i < n; ++i) values[i * n + i] = 1.0;
-  return from_vector(values, Shape{n, n}, options);
-}
 
 Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.options()); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.options()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.options()); }
 Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.options()); }
+
+namespace {
+
+// A host tensor's values in `options` (dtype, device, requires_grad).
+Tensor converted(Tensor host, TensorOptions options) {
+  if (host.dtype() != options.dtype) host = detail::raw_copy(host, options.dtype, kCPU);
+  if (!options.device.is_cpu()) host = detail::raw_copy(host, options.dtype, options.device);
+  return host.requires_grad_(options.requires_grad);
+}
+
+// A tensor of `shape` whose element i (in row-major order) is value(i), computed in float64 on the
+// host. The host buffer comes from the allocator, so a size that cannot be had is an fpi::Error.
+template <class Value>
+Tensor computed(const Shape& shape, TensorOptions options, Value value) {
+  Tensor host = empty(shape, {.dtype = kFloat64});
+  double* p = host.data<double>();
+  for (std::int64_t i = 0, n = host.numel(); i < n; ++i) p[i] = value(i);
+  return converted(host, options);
+}
+
+}  // namespace
+
+Tensor eye(std::int64_t n, TensorOptions options) {
+  FPI_CHECK(n >= 0, "eye: negative size ", n);
+  return computed({n, n}, options, [n](std::int64_t i) { return i % (n + 1) == 0 ? 1.0 : 0.0; });
+}
 
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions options) {
@@ -179,10 +204,7 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptio
   impl->strides = contiguous_strides(shape);
   impl->dtype = std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
   std::copy(values.begin(), values.end(), static_cast<T*>(impl->storage->data()));
-  Tensor t(std::move(impl));
-  if (t.dtype() != options.dtype) t = detail::raw_copy(t, options.dtype, kCPU);
-  if (!options.device.is_cpu()) t = detail::raw_copy(t, options.dtype, options.device);
-  return t.requires_grad_(options.requires_grad);
+  return converted(Tensor(std::move(impl)), options);
 }
 template Tensor from_vector(const std::vector<float>&, const Shape&, TensorOptions);
 template Tensor from_vector(const std::vector<double>&, const Shape&, TensorOptions);
@@ -193,10 +215,14 @@ Tensor tensor(std::initializer_list<double> values, TensorOptions options) {
 
 Tensor arange(double start, double end, double step, TensorOptions options) {
   FPI_CHECK(step != 0.0, "arange: step must be non-zero");
-  const auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil((end - start) / step)));
-  std::vector<double> values(n);
-  for (std::int64_t i = 0; i < n; ++i) values[i] = start + static_cast<double>(i) * step;
-  return from_vector(values, options);
+  FPI_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange: start ", start, ", end ", end,
+            " and step ", step, " must be finite");
+  const double count = std::max(0.0, std::ceil((end - start) / step));
+  // Checked before the conversion, which is undefined for a value an int64 cannot hold.
+  FPI_CHECK(count < 0x1p63, "arange: [", start, ", ", end, ") in steps of ", step, " has ", count,
+            " elements, more than a 64-bit count can hold");
+  return computed({static_cast<std::int64_t>(count)}, options,
+                  [=](std::int64_t i) { return start + static_cast<double>(i) * step; });
 }
 
 Tensor arange(double end, TensorOptions options) { return arange(0.0, end, 1.0, options); }
@@ -204,9 +230,7 @@ Tensor arange(double end, TensorOptions options) { return arange(0.0, end, 1.0, 
 namespace {
 template <class Draw>
 Tensor random_tensor(const Shape& shape, TensorOptions options, Draw draw) {
-  std::vector<double> values(shape_numel(shape));
-  for (auto& v : values) v = draw();
-  return from_vector(values, shape, options);
+  return computed(shape, options, [&](std::int64_t) { return draw(); });
 }
 }  // namespace
 

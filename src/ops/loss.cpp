@@ -1,5 +1,6 @@
 // Losses, each reduced by the mean. Most are compositions of differentiable ops; bce has its own
 // node because the composed gradient t/p is 0/0 = NaN where a sigmoid saturates to exactly 0 or 1.
+#include <cmath>
 #include <limits>
 
 #include "ops/op_util.hpp"
@@ -63,7 +64,8 @@ Tensor cross_entropy_loss(const Tensor& logits, const Tensor& target) {
     const auto indices = target.to_vector<double>();
     for (std::size_t i = 0; i < indices.size(); ++i) {
       const double c = indices[i];
-      FPI_CHECK(c == static_cast<double>(static_cast<std::int64_t>(c)) && c >= 0 && c < classes,
+      // The range comes first: converting NaN or a value beyond int64 to an integer is undefined.
+      FPI_CHECK(c >= 0 && c < static_cast<double>(classes) && c == std::floor(c),
                 "cross_entropy_loss: target[", i, "] = ", c, " is not a class index in [0, ", classes, ")");
     }
     const Tensor class_ids = arange(static_cast<double>(classes), logits.options()).unsqueeze(0);

@@ -23,7 +23,8 @@ Shape infer_shape(const Shape& requested, std::int64_t numel, const Shape& from)
       infer_at = static_cast<std::int64_t>(i);
     } else {
       FPI_CHECK(shape[i] >= 0, "reshape: invalid size ", shape[i], " in ", shape_str(requested));
-      known *= shape[i];
+      FPI_CHECK(!__builtin_mul_overflow(known, shape[i], &known), "reshape: shape ", shape_str(requested),
+                " is invalid for ", shape_str(from), " (", numel, " elements)");
     }
   }
   if (infer_at >= 0) {
@@ -116,8 +117,10 @@ Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t
   start = clip(start);
   end = std::max(clip(end), start);
   Shape shape = a.shape(), strides = a.strides();
-  shape[d] = (end - start + step - 1) / step;
-  strides[d] *= step;
+  // Not (end - start + step - 1) / step, which overflows for a step near the int64 limit.
+  shape[d] = end > start ? (end - start - 1) / step + 1 : 0;
+  // A stride is only followed between elements, and a step that leaves one element would overflow it.
+  if (shape[d] > 1) strides[d] *= step;
   const std::int64_t offset = a.offset() + start * a.strides()[d];
   const Shape from = a.shape();
   return view_op(
@@ -128,8 +131,9 @@ Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t
 Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t length) {
   ops::check_defined(a, "narrow", "the input");
   const auto d = wrap_dim(dim, a.dim(), "narrow");
-  FPI_CHECK(start >= 0 && length >= 0 && start + length <= a.shape()[d], "narrow: [", start, ", ", start + length,
-            ") is out of range for dimension ", dim, " of size ", a.shape()[d]);
+  // Compared as length <= size - start, since start + length may overflow.
+  FPI_CHECK(start >= 0 && length >= 0 && start <= a.shape()[d] && length <= a.shape()[d] - start, "narrow: start ",
+            start, " and length ", length, " are out of range for dimension ", dim, " of size ", a.shape()[d]);
   return slice(a, d, start, start + length);
 }
 

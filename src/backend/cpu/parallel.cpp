@@ -1,34 +1,52 @@
 // Fork-join pool: the calling thread takes a chunk too, so n threads means n - 1 workers.
 #include "backend/cpu/parallel.hpp"
 
-#include "fpi/core.hpp"
-
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+#include "fpi/core.hpp"
 
 namespace fpi::backend::cpu {
 namespace {
 
+// More threads than this is a typo, not a machine: each would be started and kept.
+constexpr int kMaxThreads = 1024;
+
 int configured_threads() {
-  if (const char* env = std::getenv("FPI_NUM_THREADS")) {
-    const int n = std::atoi(env);
-    if (n > 0) return n;
-  }
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const char* env = std::getenv("FPI_NUM_THREADS");
+  if (!env) return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned{kMaxThreads}));
+  int n = 0;
+  const char* end = env + std::strlen(env);
+  const auto [stop, error] = std::from_chars(env, end, n);
+  FPI_CHECK(error == std::errc() && stop == end && *env != '\0' && n >= 1 && n <= kMaxThreads,
+            "FPI_NUM_THREADS='", env, "' is not a whole number from 1 to ", kMaxThreads,
+            "; unset it to use every core");
+  return n;
 }
 
 thread_local bool in_parallel_region = false;
 
 class Pool {
  public:
+  // Where the system refuses a thread (a low `ulimit -u`), the pool runs with those it got: fewer
+  // threads change no result, and the calling thread always takes part.
   explicit Pool(int threads) {
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    for (int i = 1; i < threads; ++i) {
+      try {
+        workers_.emplace_back([this] { work(); });
+      } catch (const std::system_error&) {
+        break;
+      }
+    }
   }
   ~Pool() {
     {
@@ -120,7 +138,8 @@ Pool& pool() { return *pool_slot(); }
 int num_threads() { return pool().size(); }
 
 void set_num_threads(int threads) {
-  FPI_CHECK(threads > 0, "set_num_threads: the thread count must be at least 1, got ", threads);
+  FPI_CHECK(threads >= 1 && threads <= kMaxThreads, "set_num_threads: the thread count must be from 1 to ",
+            kMaxThreads, ", got ", threads);
   FPI_CHECK(!in_parallel_region, "set_num_threads: called from inside a parallel region");
   if (threads == num_threads()) return;
   pool_slot().reset();

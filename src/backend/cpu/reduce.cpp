@@ -70,6 +70,8 @@ void reduce_typed(const Tensor& dst, const Tensor& src) {
   }
 
   for (std::int64_t i = 0, n = dst.numel(); i < n; ++i) d[i] = Op::template identity<T>();
+  // Nothing to fold: each output keeps the identity (a sum over no elements is 0).
+  if (src.numel() == 0) return;
   auto body = [&](const std::array<std::int64_t, 2>& off, std::int64_t n, const std::array<std::int64_t, 2>& st) {
     T* dp = d + off[0];
     const T* sp = s + off[1];

@@ -83,6 +83,8 @@ template <std::size_t N, class Body>
 void for_each_run_parallel(const StridedLayout<N>& layout, Body&& body) {
   const std::int64_t run = layout.sizes.back();
   const std::int64_t outer = layout.outer_count();
+  // A zero-size operand may have no storage at all, and null plus an offset is undefined.
+  if (run == 0 || outer == 0) return;
   if (outer == 1) {
     std::array<std::int64_t, N> inner{};
     for (std::size_t k = 0; k < N; ++k) inner[k] = layout.strides[k].back();
