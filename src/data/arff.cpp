@@ -94,14 +94,38 @@ std::string_view strip_comment(std::string_view line) {
   return line;
 }
 
-// from_chars plus the leading '+' it does not accept; the whole token must be the number.
-bool parse_double(std::string_view s, double& out) {
+// from_chars plus the leading '+' it does not accept; the whole token must be the number, else
+// invalid_argument. result_out_of_range means a number too large or too small for a double.
+std::errc parse_double(std::string_view s, double& out) {
   if (s.starts_with('+')) {
     s.remove_prefix(1);
-    if (s.starts_with('+') || s.starts_with('-')) return false;
+    if (s.starts_with('+') || s.starts_with('-')) return std::errc::invalid_argument;
   }
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
+  return end == s.data() + s.size() ? ec : std::errc::invalid_argument;
+}
+
+// Messages quote the input, which may hold any byte: a NUL would cut the message short wherever it
+// is read as a C string (what()), and other control characters would be invisible or garble a terminal.
+std::string visible(std::string_view message) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(message.size());
+  for (const char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out += {'\\', 'x', kHex[byte >> 4], kHex[byte & 0xf]};
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 std::string nominal_list(const ArffAttribute& attribute) {
@@ -137,13 +161,15 @@ class Parser {
         in_data = declaration();
       }
     }
+    if (line_number_ == 0)
+      fail("read_arff: ", out_.path, ": the file is empty; an ARFF file starts with '@relation <name>'");
     if (!in_data) error("the file ended before its @data section");
   }
 
  private:
   template <class... Parts>
   [[noreturn]] void error(const Parts&... parts) const {
-    fail("read_arff: ", out_.path, ":", line_number_, ": ", parts...);
+    fail(visible(detail::concat("read_arff: ", out_.path, ":", line_number_, ": ", parts...)));
   }
 
   bool next_line() {
@@ -269,14 +295,15 @@ class Parser {
 
   void nominal_values(ArffAttribute& attr) {
     ++pos_;
+    nominal_seen_.clear();
     for (;;) {
       skip_spaces();
       if (at_end()) error("nominal attribute '", attr.name, "': the value list is not closed with '}'");
       if (line_[pos_] == '}' && attr.nominal_values.empty()) error("nominal attribute '", attr.name, "' lists no values");
       std::string value(token(",}"));
       if (value.empty()) error("nominal attribute '", attr.name, "' has an empty value in its list");
-      for (const auto& v : attr.nominal_values)
-        if (v == value) error("nominal attribute '", attr.name, "' lists the value '", value, "' twice");
+      if (!nominal_seen_.insert(value).second)
+        error("nominal attribute '", attr.name, "' lists the value '", value, "' twice");
       attr.nominal_values.push_back(std::move(value));
       skip_spaces();
       if (at_end()) error("nominal attribute '", attr.name, "': the value list is not closed with '}'");
@@ -302,8 +329,16 @@ class Parser {
       error("'", text, "' is not a value of nominal attribute '", attr.name, "' ", nominal_list(attr));
     }
     double v = 0.0;
-    if (!parse_double(text, v))
+    const std::errc parsed = parse_double(text, v);
+    if (parsed == std::errc::result_out_of_range)
+      error("value '", text, "' is out of range for a double (attribute '", attr.name, "', column ", column, ")");
+    if (parsed != std::errc())
       error("'", text, "' is not a number, but attribute '", attr.name, "' (column ", column, ") is numeric");
+    // from_chars reads nan and inf in any spelling, but only '?' marks a missing value, and an infinite
+    // feature would turn every loss and gradient it touches into NaN.
+    if (!std::isfinite(v))
+      error("'", text, "' is not a finite number, but attribute '", attr.name, "' (column ", column,
+            ") is numeric; write '?' for a missing value");
     return v;
   }
 
@@ -388,6 +423,7 @@ class Parser {
   std::size_t pos_ = 0;
   std::string scratch_;
   std::unordered_set<std::string> names_;
+  std::unordered_set<std::string> nominal_seen_;  // the current @attribute's values, for duplicates
 };
 
 }  // namespace

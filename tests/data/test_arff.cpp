@@ -162,6 +162,61 @@ TEST(Arff, ErrorsNameTheFileAndTheLine) {
   expect_arff_error(kHeader + "{0 1},{2}\n", 6, "instance weights are not supported");
 }
 
+TEST(Arff, NonFiniteNumbersAreRejected) {
+  for (const std::string value :
+       {"nan", "NaN", "-nan", "+NAN", "nan(7)", "inf", "-Inf", "+INF", "infinity", "-Infinity"}) {
+    expect_arff_error(kHeader + "1,x,2\n" + value + ",x,2\n", 7,
+                      "'" + value + "' is not a finite number, but attribute 'a' (column 0) is numeric");
+    expect_arff_error(kHeader + "{2 " + value + "}\n", 6, "'" + value + "' is not a finite number");
+  }
+}
+
+TEST(Arff, OutOfRangeNumbersAreReportedAsSuch) {
+  expect_arff_error(kHeader + "1e999,x,2\n", 6, "value '1e999' is out of range for a double (attribute 'a', column 0)");
+  expect_arff_error(kHeader + "{2 -1e999}\n", 6, "value '-1e999' is out of range for a double");
+  expect_arff_error(kHeader + "1e-999,x,2\n", 6, "value '1e-999' is out of range for a double");
+  expect_arff_error(kHeader + "1e999x,x,2\n", 6, "'1e999x' is not a number");
+  const TempFile subnormal(kHeader + "1e-310,x,-1.7e308\n");
+  const ArffData d = read_arff(subnormal.path());
+  EXPECT_EQ(d.at(0, 0), 1e-310);
+  EXPECT_EQ(d.at(0, 2), -1.7e308);
+}
+
+TEST(Arff, ManyNominalValuesAreCheckedForDuplicates) {
+  constexpr int kValues = 50000;
+  std::string list;
+  for (int i = 0; i < kValues; ++i) {
+    list += i ? ",v" : "v";
+    list += std::to_string(i);
+  }
+  std::string last = "v";  // not "v" + to_string(...): GCC 12 warns about that falsely (-Wrestrict)
+  last += std::to_string(kValues - 1);
+  const TempFile file("@relation r\n@attribute a {" + list + "}\n@data\nv0\n" + last + "\n");
+  const ArffData d = read_arff(file.path());
+  ASSERT_EQ(d.attributes[0].nominal_values.size(), static_cast<std::size_t>(kValues));
+  EXPECT_EQ(d.attributes[0].nominal_values.back(), last);
+  EXPECT_EQ(d.at(1, 0), kValues - 1.0);
+  expect_arff_error("@relation r\n@attribute a {" + list + ",v123}\n@data\n", 2, "lists the value 'v123' twice");
+  expect_arff_error("@relation r\n@attribute a {b,a,'b',a}\n@data\n", 2, "lists the value 'b' twice");
+}
+
+TEST(Arff, ControlCharactersInMessagesAreEscaped) {
+  const std::string nul = kHeader + std::string("1\0z,x,2\n", 8);
+  expect_arff_error(nul, 6, "'1\\x00z' is not a number, but attribute 'a' (column 0) is numeric");
+  expect_arff_error(kHeader + "1,'x\\ty',2\n", 6, "'x\\ty' is not a value of nominal attribute 'b' {x,y}");
+  expect_arff_error("@relation r\n@attribute a {x,y}\n@data\n'\x01'\n", 4,
+                    "'\\x01' is not a value of nominal attribute 'a'");
+}
+
+TEST(Arff, EmptyFileIsReportedAsEmpty) {
+  for (const std::string text : {"", "\xEF\xBB\xBF"}) {
+    const TempFile file(text);
+    const std::string message = error_of([&] { read_arff(file.path()); });
+    EXPECT_NE(message.find("read_arff: " + file.path() + ": the file is empty"), std::string::npos) << message;
+    EXPECT_EQ(message.find(":0:"), std::string::npos) << message;
+  }
+}
+
 TEST(Arff, MissingFileIsNamed) {
   const std::string path = (std::filesystem::temp_directory_path() / "fpi_no_such_file.arff").string();
   const std::string message = error_of([&] { read_arff(path); });

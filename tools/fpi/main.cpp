@@ -7,7 +7,10 @@
 // always built together with the library it reports on.
 #include <cblas.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <iostream>
 #include <span>
@@ -72,10 +75,7 @@ int run_info(std::span<char*> args) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::span<char*> args(argv + 1, argc - 1);
+int run(std::span<char*> args) {
   if (args.empty()) return usage_error("no command given");
   const std::string_view first = args[0];
   if (first == "--help" || first == "-h" || first == "help") {
@@ -93,8 +93,30 @@ int main(int argc, char** argv) {
     } catch (const fpi::Error& e) {
       std::cerr << "fpi " << c.name << ": " << e.what() << "\n";
       return 1;
+    } catch (const std::exception& e) {
+      // Not fpi's own error (the standard library's, say): still one line and a failing status, never
+      // std::terminate's abort.
+      std::cerr << "fpi " << c.name << ": unexpected error: " << e.what() << "\n";
+      return 1;
     }
   }
   return usage_error(first.starts_with("-") ? "unknown option '" + std::string(first) + "'"
                                             : "unknown command '" + std::string(first) + "'");
 }
+
+// Output is buffered (std::cout and printf share stdout's buffer), so a full disk or a failing device
+// often shows only at the final flush; unchecked, `fpi demo > /dev/full` would write nothing and exit 0.
+int finish_output(int status) {
+  errno = 0;
+  std::cout.flush();
+  const bool flushed = std::fflush(stdout) == 0;
+  const int error = errno;
+  if (flushed && !std::ferror(stdout) && std::cout) return status;
+  std::cerr << "fpi: error writing standard output" << (error ? std::string(": ") + std::strerror(error) : "")
+            << "\n";
+  return status == 0 ? 1 : status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return finish_output(run(std::span<char*>(argv + 1, argc - 1))); }

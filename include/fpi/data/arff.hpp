@@ -47,8 +47,10 @@ struct ArffData {
 // Reads `path`. Understands @relation, @attribute (numeric, real, integer, {nominal values}; names and
 // values quoted with ' or " when they hold spaces), @data, '%' comments, blank lines, keywords in any
 // case, dense rows "v1,v2,..." and sparse rows "{i v,j v,...}" (0-based indices, strictly increasing),
-// '?' for missing values, LF or CRLF line ends, and a last line without a newline. string, date and
-// relational attributes and instance weights are not supported. Every error names the file and line.
+// '?' for missing values, LF or CRLF line ends, and a last line without a newline. A numeric value must
+// be a finite double (nan, inf and out-of-range values are errors). string, date and relational
+// attributes and instance weights are not supported. Every error names the file and line (an empty file
+// is reported as empty), with control characters in quoted input escaped (\t, \x00).
 ArffData read_arff(const std::string& path, const ArffReadOptions& options = {});
 
 struct MultiLabelData {
