@@ -63,6 +63,13 @@ struct FixedPointOptions {
   bool per_sample = true;
   // Exact mode builds a (state size)² Jacobian; above this size it refuses.
   std::int64_t exact_max_state = 4096;
+  // A diagnostic, off at 0: after the forward solve, estimate per sample the spectral radius of ∂g/∂x
+  // at x̂ by this many power iterations of its vector-Jacobian product. At 1 or above the fixed point is
+  // not attracting: Anderson can still find it (x = −1 for g(x) = 2x + 1), but the theory behind the
+  // backward FPI assumes a contraction there, so such samples are reported under on_nonconvergence.
+  // The estimate is ‖(∂g/∂x)ᵀ v‖ for the last unit iterate v: a lower bound on the norm, and the
+  // radius itself when one real eigenvalue dominates.
+  int spectral_radius_iterations = 0;
 };
 
 // What one solve did, per sample (one entry when per_sample is false).
@@ -85,6 +92,7 @@ struct FixedPointStats {
   std::string layer;
   SolveStats forward;
   SolveStats backward;  // filled when the backward pass runs
+  std::vector<double> spectral_radius;  // per sample, when options.spectral_radius_iterations > 0
 };
 
 std::ostream& operator<<(std::ostream& out, const SolveStats& s);

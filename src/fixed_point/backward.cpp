@@ -8,8 +8,12 @@
 // path through x̂ back into this node would add dx̂/dz and recurse). A small "rebind" node per result
 // then routes the results' dependence on the stand-ins to the real tensors.
 #include <chrono>
+#include <limits>
+#include <tuple>
+#include <utility>
 
 #include "fixed_point/layer.hpp"
+#include "fpi/generator.hpp"
 #include "fpi/ops.hpp"
 #include "ops/linalg.hpp"
 
@@ -129,6 +133,28 @@ Tensor exact_solve(const Problem& p, const StepGraph& full, const Tensor& gl_row
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return solved.x.squeeze(2).to(gl_rows.dtype());
 }
+
+}  // namespace
+
+std::vector<double> estimate_spectral_radius(const Problem& p, const Tensor& x_rows, const Tensors& inputs,
+                                             int iterations) {
+  const StepGraph step = build_step(p, x_rows, inputs, all_rows(p.geometry.samples), {});
+  NoGrad no_grad;
+  // Fixed, so that the estimate is the same on every call for the same x̂.
+  Generator generator(0x5bec);
+  // Each row scaled to norm 1, with the norms; a zero row (g ignores x there) stays zero.
+  const auto unit_rows = [](const Tensor& v) {
+    constexpr double kTiny = std::numeric_limits<double>::min(), kHuge = std::numeric_limits<double>::infinity();
+    const Tensor norms = sqrt(sum(square(v), {1}, true));
+    return std::make_pair(v / clamp(norms, kTiny, kHuge), norms);
+  };
+  Tensor v = unit_rows(randn(x_rows.shape(), x_rows.options(), &generator)).first;
+  Tensor norms;
+  for (int i = 0; i < iterations; ++i) std::tie(v, norms) = unit_rows(vjp_x(step, v));
+  return norms.reshape({p.geometry.samples}).to_vector<double>();
+}
+
+namespace {
 
 // Gradients of <c, g(x̂, inputs)> w.r.t. the wanted inputs, through the step graph.
 Tensors input_gradients(const Problem& p, const StepGraph& step, const Tensor& c, const Tensors& inputs,

@@ -54,6 +54,25 @@ Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, R
   return gx.reshape({k, p.geometry.width});
 }
 
+namespace {
+
+// Throws or warns as the layer's policy says (the caller has already skipped Ignore).
+void report(const FixedPointOptions& options, const std::string& message) {
+  if (options.on_nonconvergence == NonConvergencePolicy::Error) throw Error(message);
+
+  // Warnings are rate-limited per layer so that a long training run stays readable.
+  constexpr int kMaxWarnings = 10;
+  static std::mutex mutex;
+  static std::unordered_map<std::string, int> warned;
+  std::lock_guard lock(mutex);
+  const int count = ++warned[options.name];
+  if (count <= kMaxWarnings) std::cerr << "fpi: warning: " << message << '\n';
+  if (count == kMaxWarnings)
+    std::cerr << "fpi: warning: further non-convergence warnings for '" << options.name << "' are suppressed\n";
+}
+
+}  // namespace
+
 void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& options, const char* direction) {
   const auto failed = static_cast<std::int64_t>(std::count(stats.converged.begin(), stats.converged.end(), 0));
   if (failed == 0 || options.on_nonconvergence == NonConvergencePolicy::Ignore) return;
@@ -65,18 +84,25 @@ void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& opt
   if (stats.cycle_count() > 0) message << "; " << stats.cycle_count() << " caught in a period-2 cycle";
   message << ". A contractive g converges: lower its Lipschitz constant (nn::LipschitzBound), use damping or "
              "Anderson, or raise max_iterations.";
-  if (options.on_nonconvergence == NonConvergencePolicy::Error) throw Error(message.str());
-
-  // Warnings are rate-limited per layer so that a long training run stays readable.
-  constexpr int kMaxWarnings = 10;
-  static std::mutex mutex;
-  static std::unordered_map<std::string, int> warned;
-  std::lock_guard lock(mutex);
-  const int count = ++warned[options.name];
-  if (count <= kMaxWarnings) std::cerr << "fpi: warning: " << message.str() << '\n';
-  if (count == kMaxWarnings)
-    std::cerr << "fpi: warning: further non-convergence warnings for '" << options.name << "' are suppressed\n";
+  report(options, message.str());
 }
+
+namespace {
+
+void report_repelling(const std::vector<double>& radius, const FixedPointOptions& options) {
+  const auto repelling = static_cast<std::int64_t>(
+      std::count_if(radius.begin(), radius.end(), [](double r) { return !(r < 1.0); }));
+  if (repelling == 0 || options.on_nonconvergence == NonConvergencePolicy::Ignore) return;
+  std::ostringstream message;
+  message << "fixed_point '" << options.name << "' forward: the fixed point of " << repelling << " of "
+          << radius.size() << " sample(s) is not attracting: the spectral radius of dg/dx there is estimated at up to "
+          << *std::max_element(radius.begin(), radius.end())
+          << " (at least 1), so the backward FPI, which assumes a contraction, cannot be trusted there. Lower g's "
+             "Lipschitz constant (nn::LipschitzBound).";
+  report(options, message.str());
+}
+
+}  // namespace
 
 namespace {
 
@@ -84,6 +110,8 @@ void validate_options(const FixedPointOptions& o) {
   validate(o.forward, "fixed_point '" + o.name + "': forward");
   validate(o.backward, "fixed_point '" + o.name + "': backward");
   FPI_CHECK(o.exact_max_state >= 1, "fixed_point '", o.name, "': exact_max_state must be positive");
+  FPI_CHECK(o.spectral_radius_iterations >= 0, "fixed_point '", o.name,
+            "': spectral_radius_iterations must be 0 (off) or positive, got ", o.spectral_radius_iterations);
 }
 
 void validate_inputs(const Tensors& inputs, std::size_t batched, const Tensor& x0, const FixedPointOptions& o) {
@@ -168,6 +196,7 @@ Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t b
   if (!stats) stats = std::make_shared<FixedPointStats>();
   stats->layer = options.name;
   stats->backward = SolveStats{};
+  stats->spectral_radius.clear();
   Problem problem{g, batched_inputs, options, Geometry(x0.shape(), options.per_sample), {}};
   const bool recording = autograd::grad_enabled() && autograd::any_requires_grad(std::span<const Tensor>(inputs));
 
@@ -187,6 +216,10 @@ Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t b
   stats->forward = solved.stats;
   problem.forward_damping = std::move(solved.damping);
   report_nonconvergence(stats->forward, options, "forward");
+  if (options.spectral_radius_iterations > 0) {
+    stats->spectral_radius = estimate_spectral_radius(problem, solved.x, detached, options.spectral_radius_iterations);
+    report_repelling(stats->spectral_radius, options);
+  }
   Tensor x_hat = solved.x.reshape(x0.shape());
   if (recording) attach_fixed_point_node(x_hat, problem, inputs, stats);
   return x_hat;

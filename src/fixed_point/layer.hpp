@@ -51,6 +51,11 @@ Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, R
 // Applies the non-convergence policy to a finished solve (warn, throw or stay quiet).
 void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& options, const char* direction);
 
+// Per sample, ‖(∂g/∂x)ᵀ v‖ after `iterations` power iterations from a seeded unit v, with ∂g/∂x taken
+// at the rows `x_rows` (S, width) of x̂ (see FixedPointOptions::spectral_radius_iterations).
+std::vector<double> estimate_spectral_radius(const Problem& p, const Tensor& x_rows, const Tensors& inputs,
+                                             int iterations);
+
 // Records the FPI node that makes x̂ differentiable w.r.t. `inputs`.
 void attach_fixed_point_node(Tensor& x_hat, const Problem& problem, const Tensors& inputs,
                              std::shared_ptr<FixedPointStats> stats);
