@@ -428,12 +428,16 @@ class Parser {
 
 }  // namespace
 
+ArffData read_arff_text(std::string_view text, const std::string& name, const ArffReadOptions& options) {
+  ArffData data;
+  data.path = name;
+  Parser(text, options, data).run();
+  return data;
+}
+
 ArffData read_arff(const std::string& path, const ArffReadOptions& options) {
   const MappedFile file(path);
-  ArffData data;
-  data.path = path;
-  Parser(file.text(), options, data).run();
-  return data;
+  return read_arff_text(file.text(), path, options);
 }
 
 }  // namespace fpi::data

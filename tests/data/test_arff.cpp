@@ -126,6 +126,20 @@ TEST(Arff, QuotedQuestionMarkIsAValue) {
   EXPECT_EQ(d.at(1, 0), 1.0);
 }
 
+TEST(Arff, TextInMemoryReadsAsTheFileWould) {
+  const std::string text = kHeader + "1,y,2\n{1 y}\n";
+  const TempFile file(text);
+  const ArffData from_file = read_arff(file.path());
+  const ArffData from_text = read_arff_text(text, "in-memory");
+  EXPECT_EQ(from_text.path, "in-memory");
+  EXPECT_EQ(from_text.rows, from_file.rows);
+  EXPECT_EQ(from_text.row_begin, from_file.row_begin);
+  EXPECT_EQ(from_text.columns, from_file.columns);
+  EXPECT_EQ(from_text.values, from_file.values);
+  const std::string message = error_of([&] { read_arff_text(kHeader + "1,w,2\n", "in-memory"); });
+  EXPECT_NE(message.find("read_arff: in-memory:6: 'w' is not a value"), std::string::npos) << message;
+}
+
 TEST(Arff, ErrorsNameTheFileAndTheLine) {
   expect_arff_error("@relation r\n@attribute a numeric\n@attribute b text\n@data\n", 3,
                     "attribute 'b' has unknown type 'text'; expected numeric, real, integer");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fpi/tensor.hpp"
@@ -52,6 +53,10 @@ struct ArffData {
 // attributes and instance weights are not supported. Every error names the file and line (an empty file
 // is reported as empty), with control characters in quoted input escaped (\t, \x00).
 ArffData read_arff(const std::string& path, const ArffReadOptions& options = {});
+
+// read_arff on text already in memory; `name` stands for the path in ArffData::path and in every error
+// message. The fuzz target in tools/fuzz/ goes through this, so it needs no file per input.
+ArffData read_arff_text(std::string_view text, const std::string& name, const ArffReadOptions& options = {});
 
 struct MultiLabelData {
   Tensor features;  // (rows, num_features)
