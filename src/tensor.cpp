@@ -22,6 +22,8 @@ const TensorImpl& Tensor::checked() const {
 std::int64_t Tensor::size(std::int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
 
 bool Tensor::is_contiguous() const {
+  // No element, no layout to break: strides of empty tensors (from max(size, 1) or a slice) vary.
+  if (numel() == 0) return true;
   std::int64_t expected = 1;
   const auto& sh = shape();
   const auto& st = strides();

@@ -7,8 +7,11 @@ FPI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FPI_BUILD_DIR="$FPI_ROOT/build"
 FPI_JOBS="$(nproc 2>/dev/null || echo 2)"
 
-# libgmock-dev is listed because GoogleTest's matchers are part of what a test may include.
-FPI_DEBIAN_PACKAGES=(cmake ninja-build g++ libopenblas-dev libgtest-dev libgmock-dev)
+# libgmock-dev is listed because GoogleTest's matchers are part of what a test may include. The trainer
+# reads JSON (nlohmann-json3-dev), checks configs against models/schema.json (libvalijson-dev), parses
+# its command line with CLI11 (libcli11-dev) and reads and writes PNG images (libpng-dev).
+FPI_DEBIAN_PACKAGES=(cmake ninja-build g++ libopenblas-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+                     libvalijson-dev libcli11-dev libpng-dev)
 
 fpi_missing_packages() {
   local installed package

@@ -51,6 +51,12 @@ TEST(Tensor, RandomDistributionsHaveTheRightMoments) {
   EXPECT_LT(max(u).item(), 1.0);
 }
 
+TEST(Tensor, EmptyTensorsAreContiguousWhateverTheirStrides) {
+  EXPECT_TRUE(empty({0, 0}).is_contiguous());
+  EXPECT_TRUE(empty({2, 0}).is_contiguous());
+  EXPECT_TRUE(arange(12).reshape({3, 4}).t().slice(0, 1, 1).is_contiguous());
+}
+
 TEST(Tensor, ViewsShareStorage) {
   Tensor base = arange(12, {.dtype = kFloat64}).reshape({3, 4});
   Tensor row = base.select(0, 1);

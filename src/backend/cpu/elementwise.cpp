@@ -76,6 +76,7 @@ void binary_typed(BinaryOp op, const Tensor& dst, const Tensor& lhs, const Tenso
 }  // namespace
 
 void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;  // an empty tensor may have no storage: memcpy must not see its null pointer
   if (dst.dtype() == src.dtype()) {
     if (dst.is_contiguous() && src.is_contiguous()) {
       std::memcpy(dst.raw_data(), src.raw_data(), dst.numel() * dtype_size(dst.dtype()));
