@@ -1,8 +1,10 @@
 // Example-based F1 on the host: both tensors are copied to float64 CPU vectors once, then each
-// threshold is one pass over (examples x labels) counting |P∩T|, |P| and |T| per example.
+// threshold is one pass over (examples x labels) counting |P∩T|, |P| and |T| per example. MSE and PSNR
+// also copy to float64 on the host, so a float32 image's error is summed without float32 rounding.
 #include "fpi/data/metrics.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace fpi::data {
 namespace {
@@ -67,6 +69,62 @@ std::vector<double> spen_threshold_grid() {
   std::vector<double> grid;
   for (int percent = 0; percent <= 75; percent += percent < 5 ? 1 : 5) grid.push_back(percent / 100.0);
   return grid;
+}
+
+namespace {
+
+// Sums of squared differences of each of `groups` equal slices of the two tensors.
+std::vector<double> squared_error_sums(const Tensor& prediction, const Tensor& target, std::int64_t groups,
+                                       const char* op) {
+  FPI_CHECK(prediction.defined() && target.defined(), op, ": prediction and target must be defined tensors");
+  FPI_CHECK(prediction.shape() == target.shape(), op, ": prediction ", shape_str(prediction.shape()), " and target ",
+            shape_str(target.shape()), " must have the same shape");
+  FPI_CHECK(prediction.numel() > 0, op, ": the tensors are empty");
+  const std::vector<double> p = prediction.detach().to_vector<double>();
+  const std::vector<double> t = target.detach().to_vector<double>();
+  const std::size_t per_group = p.size() / static_cast<std::size_t>(groups);
+  std::vector<double> sums(static_cast<std::size_t>(groups), 0.0);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const double d = p[i] - t[i];
+    sums[i / per_group] += d * d;
+  }
+  return sums;
+}
+
+double psnr_of(double mse_value, double peak) {
+  return mse_value == 0.0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(peak * peak / mse_value);
+}
+
+void check_peak(double peak, const char* op) {
+  FPI_CHECK(std::isfinite(peak) && peak > 0.0, op, ": peak must be positive and finite, got ", peak);
+}
+
+}  // namespace
+
+double mse(const Tensor& prediction, const Tensor& target) {
+  return squared_error_sums(prediction, target, 1, "mse")[0] / static_cast<double>(prediction.numel());
+}
+
+double psnr(const Tensor& prediction, const Tensor& target, double peak) {
+  check_peak(peak, "psnr");
+  return psnr_of(squared_error_sums(prediction, target, 1, "psnr")[0] / static_cast<double>(prediction.numel()), peak);
+}
+
+std::vector<double> psnr_per_sample(const Tensor& predictions, const Tensor& targets, double peak) {
+  check_peak(peak, "psnr_per_sample");
+  FPI_CHECK(predictions.defined() && predictions.dim() >= 1, "psnr_per_sample: needs (N, ...) tensors");
+  const std::int64_t n = predictions.size(0);
+  std::vector<double> out = squared_error_sums(predictions, targets, n, "psnr_per_sample");
+  const auto per_sample = static_cast<double>(predictions.numel() / n);
+  for (double& value : out) value = psnr_of(value / per_sample, peak);
+  return out;
+}
+
+double mean_psnr(const Tensor& predictions, const Tensor& targets, double peak) {
+  const std::vector<double> values = psnr_per_sample(predictions, targets, peak);
+  double total = 0.0;
+  for (const double value : values) total += value;
+  return total / static_cast<double>(values.size());
 }
 
 }  // namespace fpi::data

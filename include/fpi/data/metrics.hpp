@@ -1,5 +1,6 @@
 // Example-based F1 for multi-label prediction, the number SPEN, ICNN, DVN and the FPI paper report on
-// Bibtex, and the threshold search those papers run on held-out predictions before reporting it.
+// Bibtex, and the threshold search those papers run on held-out predictions before reporting it; MSE and
+// PSNR for image denoising.
 #pragma once
 
 #include <span>
@@ -28,5 +29,19 @@ ThresholdChoice best_threshold(const Tensor& scores, const Tensor& targets, std:
 
 // The grid SPEN's evaluation searches: 0, 0.01, ..., 0.05, then 0.10, 0.15, ..., 0.75.
 std::vector<double> spen_threshold_grid();
+
+// The mean of (prediction - target)^2 over all elements, in float64 whatever the tensors' dtype; the
+// shapes must be equal (no broadcasting, so a transposed or unsqueezed target is an error, not a number).
+double mse(const Tensor& prediction, const Tensor& target);
+
+// 10 log10(peak^2 / mse) over the whole tensor, in dB; +infinity when the two are identical. Values are
+// taken as they are: clamp a network's output to [0, peak] first when the images are stored that way.
+double psnr(const Tensor& prediction, const Tensor& target, double peak = 1.0);
+
+// The PSNR of each sample (index along dimension 0) of (N, ...) tensors. The denoising literature (DnCNN,
+// the FPI paper) reports the mean of these per-image values over a test set, not the PSNR of the pooled
+// MSE: mean_psnr is that mean (+infinity if any image is reproduced exactly).
+std::vector<double> psnr_per_sample(const Tensor& predictions, const Tensor& targets, double peak = 1.0);
+double mean_psnr(const Tensor& predictions, const Tensor& targets, double peak = 1.0);
 
 }  // namespace fpi::data
