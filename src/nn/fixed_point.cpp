@@ -22,8 +22,12 @@ EnergyDescentMap::EnergyDescentMap(ModulePtr net_module, double step, EnergyRedu
   net = register_module("net", std::move(net_module));
 }
 
+Tensor EnergyDescentMap::network_output(const Tensor& x, const Tensor& z) {
+  return net->forward(concat({z, x}, dim_));
+}
+
 Tensor EnergyDescentMap::energy(const Tensor& x, const Tensor& z) {
-  const Tensor out = net->forward(concat({z, x}, dim_));
+  const Tensor out = network_output(x, z);
   FPI_CHECK(out.dim() >= 1 && out.size(0) == x.size(0), "EnergyDescentMap: the energy network returned shape ",
             shape_str(out.shape()), " for a batch of ", x.size(0));
   const Tensor per_sample = out.reshape({out.size(0), -1});

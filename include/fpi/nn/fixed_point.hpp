@@ -54,6 +54,12 @@ class EnergyDescentMap : public FixedPointMap {
   ModulePtr net;
   double step_size;
 
+ protected:
+  // The energy network's output for (x, z), by default net(concat(z, x)). A map that hands x and z to
+  // its network another way (a config's sub-graph reads them by name) overrides this alone, so the
+  // gradient step and its reduction exist once.
+  virtual Tensor network_output(const Tensor& x, const Tensor& z);
+
  private:
   EnergyReduction reduction_;
   std::int64_t dim_;
