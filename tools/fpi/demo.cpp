@@ -5,16 +5,14 @@
 // Data and initial weights are drawn from one seeded fpi::Generator, so a seed gives the same start on
 // every machine (the losses may differ in the last digits where BLAS kernels differ).
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
+#include <limits>
 #include <iostream>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "commands.hpp"
@@ -37,48 +35,6 @@ struct DemoOptions {
   bool quiet = false;
 };
 
-void print_demo_usage(std::ostream& out) {
-  out << "usage: fpi demo [--steps N] [--seed S] [--lr X] [--quiet]\n"
-         "  trains a 1-32-32-1 tanh MLP with Adam on y = sin(3x) + 0.1*noise and prints the loss\n"
-         "  --steps N  training steps, 1 to 1000000 (default 500)\n"
-         "  --seed S   seed of the data and the initial weights, a whole number >= 0 (default 0)\n"
-         "  --lr X     Adam learning rate, a number > 0 (default 0.01)\n"
-         "  --quiet    print only the summary line\n";
-}
-
-int demo_usage_error(const std::string& problem) {
-  std::cerr << "fpi demo: " << problem << "\n\n";
-  print_demo_usage(std::cerr);
-  return kUsageError;
-}
-
-// Each parser accepts the whole text or nothing: "12x" is an error, not 12.
-bool parse_steps(const char* text, long long& out) {
-  char* end = nullptr;
-  const long long value = std::strtoll(text, &end, 10);
-  if (end == text || *end != '\0' || value < 1 || value > kMaxSteps) return false;
-  out = value;
-  return true;
-}
-
-bool parse_seed(const char* text, std::uint64_t& out) {
-  if (*text < '0' || *text > '9') return false;  // strtoull would accept "-1" as 2^64 - 1
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (*end != '\0' || errno == ERANGE) return false;
-  out = value;
-  return true;
-}
-
-bool parse_lr(const char* text, double& out) {
-  char* end = nullptr;
-  const double value = std::strtod(text, &end);
-  if (end == text || *end != '\0' || !std::isfinite(value) || value <= 0.0) return false;
-  out = value;
-  return true;
-}
-
 // y = sin(3x) + kNoise·n with n standard normal. fpi has no sin op (no layer needs one), so the
 // targets are made on the host.
 fpi::Tensor targets(const fpi::Tensor& x, fpi::Generator& gen) {
@@ -87,39 +43,7 @@ fpi::Tensor targets(const fpi::Tensor& x, fpi::Generator& gen) {
   return fpi::from_vector(values, x.shape(), {});
 }
 
-// Returns the exit status to stop with, or -1 when the options are complete.
-int parse_options(std::span<char*> args, DemoOptions& options) {
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string_view flag = args[i];
-    if (flag == "--quiet") {
-      options.quiet = true;
-      continue;
-    }
-    if (flag == "--help" || flag == "-h") {
-      print_demo_usage(std::cout);
-      return 0;
-    }
-    if (flag != "--steps" && flag != "--seed" && flag != "--lr")
-      return demo_usage_error("unknown option '" + std::string(flag) + "'");
-    if (i + 1 == args.size()) return demo_usage_error(std::string(flag) + " needs a value");
-    const char* value = args[++i];
-    const std::string got = std::string(", got '") + value + "'";
-    if (flag == "--steps" && !parse_steps(value, options.steps))
-      return demo_usage_error("--steps needs a whole number from 1 to 1000000" + got);
-    if (flag == "--seed" && !parse_seed(value, options.seed))
-      return demo_usage_error("--seed needs a whole number from 0 to 18446744073709551615" + got);
-    if (flag == "--lr" && !parse_lr(value, options.lr))
-      return demo_usage_error("--lr needs a finite number greater than 0, such as 0.01" + got);
-  }
-  return -1;
-}
-
-}  // namespace
-
-int run_demo(std::span<char*> args) {
-  DemoOptions options;
-  if (const int status = parse_options(args, options); status >= 0) return status;
-
+int demo(const DemoOptions& options) {
   fpi::Generator gen(options.seed);
   const fpi::Tensor x = fpi::uniform({kPoints, 1}, -1.0, 1.0, {}, &gen);
   const fpi::Tensor y = targets(x, gen);
@@ -161,6 +85,24 @@ int run_demo(std::span<char*> args) {
   if (options.steps > 1 && loss >= first_loss)
     std::fprintf(stderr, "fpi demo: the loss did not fall; try a smaller --lr than %g\n", options.lr);
   return 0;
+}
+
+}  // namespace
+
+Command add_demo(CLI::App& app) {
+  CLI::App* command = app.add_subcommand(
+      "demo", "train a small MLP on a built-in curve and watch the loss fall: a 1-32-32-1 tanh MLP, Adam, "
+              "y = sin(3x) + 0.1*noise");
+  auto options = std::make_shared<DemoOptions>();
+  command->add_option("--steps", options->steps, "training steps")
+      ->check(whole_number(1, kMaxSteps))
+      ->capture_default_str();
+  command->add_option("--seed", options->seed, "seed of the data and the initial weights")
+      ->check(whole_number(0, std::numeric_limits<long long>::max()))
+      ->capture_default_str();
+  command->add_option("--lr", options->lr, "Adam learning rate")->check(positive_number())->capture_default_str();
+  command->add_flag("--quiet", options->quiet, "print only the summary line");
+  return [options] { return demo(*options); };
 }
 
 }  // namespace fpi_cli

@@ -1,54 +1,55 @@
-// The `fpi` command line. Each subcommand is one row of kCommands, so adding one (train, eval) means
-// writing its function (declared in commands.hpp, defined in a file of its own) and adding its row;
-// usage is generated from the same table. Unknown subcommands and flags print usage to stderr and exit
-// 2, as command-line tools conventionally do.
+// The `fpi` command line. Arguments are parsed by CLI11 (Debian's libcli11-dev): each subcommand
+// declares its options in its own file (commands.hpp), and CLI11 gives every one of them --help, the
+// usage text and the errors for unknown or malformed options. Exit codes: 0 success, 1 a failure while
+// working (a missing file, a diverging loss), 2 a usage or config error, as command-line tools
+// conventionally do.
 //
 // The build facts `info` prints come from CMake (tools/CMakeLists.txt) because the executable is
 // always built together with the library it reports on.
 #include <cblas.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
-#include <span>
-#include <string_view>
+#include <string>
 
 #include "commands.hpp"
 #include "fpi/device.hpp"
 #include "fpi/tensor.hpp"
+#include "fpi/train/json_reader.hpp"
+
+namespace fpi_cli {
+
+CLI::Validator whole_number(long long min, long long max) {
+  const std::string range = std::to_string(min) + " to " + std::to_string(max);
+  return CLI::Validator(
+      [min, max, range](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const long long value = std::strtoll(text.c_str(), &end, 10);
+        const bool whole = !text.empty() && end != text.c_str() && *end == '\0' && errno != ERANGE;
+        if (whole && value >= min && value <= max) return {};
+        return "needs a whole number from " + range + ", got '" + text + "'";
+      },
+      std::to_string(min) + ".." + std::to_string(max));
+}
+
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (!text.empty() && *end == '\0' && std::isfinite(value) && value > 0.0) return {};
+        return "needs a finite number greater than 0, such as 0.01, got '" + text + "'";
+      },
+      "NUMBER > 0");
+}
 
 namespace {
-
-using fpi_cli::kUsageError;
-
-struct Command {
-  std::string_view name;
-  std::string_view summary;
-  int (*run)(std::span<char*> args);
-};
-
-int run_info(std::span<char*> args);
-
-constexpr Command kCommands[] = {
-    {"info", "version, build configuration, CPU threads, BLAS and CUDA backend", run_info},
-    {"demo", "train a small MLP on a built-in curve and watch the loss fall (demo --help)", fpi_cli::run_demo},
-};
-
-void print_usage(std::ostream& out) {
-  out << "usage: fpi <command> [options]\n"
-         "       fpi --help | --version\n\ncommands:\n";
-  for (const Command& c : kCommands)
-    out << "  " << c.name << std::string(10 - c.name.size(), ' ') << c.summary << "\n";
-}
-
-int usage_error(std::string_view problem) {
-  std::cerr << "fpi: " << problem << "\n\n";
-  print_usage(std::cerr);
-  return kUsageError;
-}
 
 // Whether a CUDA tensor can actually be made: a built backend still needs a driver and a device.
 std::string cuda_status() {
@@ -61,47 +62,74 @@ std::string cuda_status() {
   }
 }
 
-int run_info(std::span<char*> args) {
-  if (!args.empty()) return usage_error(std::string("info takes no arguments, got '") + args[0] + "'");
-  const char* threads_env = std::getenv("FPI_NUM_THREADS");
-  std::cout << "fpi " << FPI_VERSION << "\n"
-            << "build type    " << FPI_BUILD_TYPE << (FPI_NATIVE_BUILD ? ", -march=native" : "") << "\n"
-            << "CPU threads   " << fpi::num_threads()
-            << (threads_env ? std::string(" (FPI_NUM_THREADS=") + threads_env + ")"
-                            : std::string(" (all cores; set FPI_NUM_THREADS to change)"))
-            << "\n"
-            << "BLAS          " << openblas_get_config() << ", " << openblas_get_num_threads() << " threads\n"
-            << "CUDA backend  " << cuda_status() << "\n";
-  return 0;
+}  // namespace
+
+Command add_info(CLI::App& app) {
+  app.add_subcommand("info", "version, build configuration, CPU threads, BLAS and CUDA backend");
+  return [] {
+    const char* threads_env = std::getenv("FPI_NUM_THREADS");
+    std::cout << "fpi " << FPI_VERSION << "\n"
+              << "build type    " << FPI_BUILD_TYPE << (FPI_NATIVE_BUILD ? ", -march=native" : "") << "\n"
+              << "CPU threads   " << fpi::num_threads()
+              << (threads_env ? std::string(" (FPI_NUM_THREADS=") + threads_env + ")"
+                              : std::string(" (all cores; set FPI_NUM_THREADS to change)"))
+              << "\n"
+              << "BLAS          " << openblas_get_config() << ", " << openblas_get_num_threads() << " threads\n"
+              << "CUDA backend  " << cuda_status() << "\n";
+    return 0;
+  };
 }
 
-int run(std::span<char*> args) {
-  if (args.empty()) return usage_error("no command given");
-  const std::string_view first = args[0];
-  if (first == "--help" || first == "-h" || first == "help") {
-    print_usage(std::cout);
-    return 0;
+}  // namespace fpi_cli
+
+namespace {
+
+using fpi_cli::kUsageError;
+
+int run(int argc, char** argv) {
+  CLI::App app("fpi: differentiable fixed-point iteration layers (Jeon, Lee & Choi). Run 'fpi COMMAND --help'.",
+               "fpi");
+  app.set_version_flag("--version", std::string("fpi ") + FPI_VERSION);
+  app.require_subcommand(1);
+  const std::pair<const char*, fpi_cli::Command> commands[] = {
+      {"info", fpi_cli::add_info(app)},         {"demo", fpi_cli::add_demo(app)},
+      {"train", fpi_cli::add_train(app)},       {"eval", fpi_cli::add_eval(app)},
+      {"validate", fpi_cli::add_validate(app)},
+  };
+  // CLI11 would report an unknown first word as a missing subcommand; name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const auto& [name, command] : commands) known = known || std::string(argv[1]) == name;
+    if (!known) {
+      std::cerr << "fpi: unknown command '" << argv[1] << "'; the commands are info, demo, train, eval, validate\n"
+                << "Run with --help for more information.\n";
+      return kUsageError;
+    }
   }
-  if (first == "--version") {
-    std::cout << "fpi " << FPI_VERSION << "\n";
-    return 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? 0 : kUsageError;
   }
-  for (const Command& c : kCommands) {
-    if (c.name != first) continue;
+  for (const auto& [name, command] : commands) {
+    if (!app.got_subcommand(name)) continue;
     try {
-      return c.run(args.subspan(1));
+      return command();
+    } catch (const fpi::train::ConfigError& e) {
+      std::cerr << "fpi " << name << ": " << e.what() << "\n";
+      return kUsageError;
     } catch (const fpi::Error& e) {
-      std::cerr << "fpi " << c.name << ": " << e.what() << "\n";
+      std::cerr << "fpi " << name << ": " << e.what() << "\n";
       return 1;
     } catch (const std::exception& e) {
       // Not fpi's own error (the standard library's, say): still one line and a failing status, never
       // std::terminate's abort.
-      std::cerr << "fpi " << c.name << ": unexpected error: " << e.what() << "\n";
+      std::cerr << "fpi " << name << ": unexpected error: " << e.what() << "\n";
       return 1;
     }
   }
-  return usage_error(first.starts_with("-") ? "unknown option '" + std::string(first) + "'"
-                                            : "unknown command '" + std::string(first) + "'");
+  return kUsageError;
 }
 
 // Output is buffered (std::cout and printf share stdout's buffer), so a full disk or a failing device
@@ -119,4 +147,4 @@ int finish_output(int status) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return finish_output(run(std::span<char*>(argv + 1, argc - 1))); }
+int main(int argc, char** argv) { return finish_output(run(argc, argv)); }

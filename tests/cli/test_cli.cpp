@@ -1,0 +1,310 @@
+// The `fpi` binary against a catalogue of bad input: each row is a command line (and the files it
+// reads), the exit status it must end with (2 usage or config, 1 runtime failure) and the one line it
+// must print. Then `fpi train` followed by `fpi eval` end to end on a tiny config of each experiment.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "fpi/io/file.hpp"
+
+#ifndef FPI_CLI_PATH
+#define FPI_CLI_PATH ""
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct Outcome {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell script in `directory`, with $FPI naming the binary.
+Outcome run_shell(const fs::path& directory, const std::string& script) {
+  const std::string command =
+      "cd '" + directory.string() + "' && FPI='" + FPI_CLI_PATH + "' && export FPI && (" + script + ") 2>&1";
+  Outcome outcome;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return outcome;
+  char buffer[4096];
+  std::size_t read = 0;
+  while ((read = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) outcome.output.append(buffer, read);
+  const int status = pclose(pipe);
+  outcome.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return outcome;
+}
+
+// Runs `fpi ARGS` in `directory`.
+Outcome run_fpi(const fs::path& directory, const std::string& args) { return run_shell(directory, "\"$FPI\" " + args); }
+
+std::string source_path(const std::string& relative) { return std::string(FPI_SOURCE_DIR) + "/" + relative; }
+
+// A small valid toy config; the rows below break one thing in it at a time.
+json toy_config() {
+  return json::parse(R"({
+    "name": "cli_toy",
+    "data": {"type": "toy", "dim": 4, "train_size": 64, "validation_size": 32, "test_size": 32},
+    "model": {"layers": [
+      {"name": "fpi", "type": "fixed_point", "input": "input", "state_shape": [4],
+       "map": {"type": "net", "layers": [
+         {"name": "join", "type": "concat", "inputs": ["z", "x"]},
+         {"name": "fc1", "type": "dense", "units": 12},
+         {"name": "act", "type": "relu"},
+         {"name": "fc2", "type": "dense", "units": 4}]}}]},
+    "loss": {"type": "mse", "target": "target"},
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "train": {"epochs": 2, "batch_size": 16}
+  })");
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string(FPI_CLI_PATH).empty()) GTEST_SKIP() << "the fpi command line is not built (FPI_BUILD_TOOLS=OFF)";
+    dir_ = fs::temp_directory_path() / ("fpi_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+ public:
+  void write(const std::string& name, const std::string& text) {
+    fs::create_directories((dir_ / name).parent_path());
+    std::ofstream(dir_ / name, std::ios::binary) << text;
+  }
+  void write_config(const std::string& name, const json& config) { write(name, config.dump(2)); }
+
+ protected:
+  fs::path dir_;
+};
+
+struct BadInput {
+  const char* name;
+  // Edits the toy config (written as config.json) and may write other files into the folder.
+  std::function<void(json& config, CliTest& test)> setup;
+  const char* args;
+  int status;
+  const char* message;  // must appear in the output
+};
+
+class BadInputTest : public CliTest, public ::testing::WithParamInterface<BadInput> {};
+
+const auto kNoChange = [](json&, CliTest&) {};
+
+// Issue 9's catalogue: every row is checked against the real binary.
+const BadInput kBadInputs[] = {
+    // The command line.
+    {"no_command", kNoChange, "", 2, "A subcommand is required"},
+    {"unknown_command", kNoChange, "fly", 2, "fpi: unknown command 'fly'"},
+    {"unknown_option", kNoChange, "train config.json --epoch 3", 2,
+     "The following arguments were not expected: 3 --epoch"},
+    {"epochs_not_a_number", kNoChange, "train config.json --epochs abc", 2,
+     "needs a whole number from 1 to 1000000, got 'abc'"},
+    {"epochs_zero", kNoChange, "train config.json --epochs 0", 2, "needs a whole number from 1 to 1000000, got '0'"},
+    {"seed_negative", kNoChange, "train config.json --seed -1", 2, "got '-1'"},
+    {"eval_without_config", kNoChange, "eval", 2, "config is required"},
+    {"eval_bad_split", kNoChange, "eval config.json --split dev --checkpoint x", 2,
+     "dev not in {test,validation,train}"},
+    {"train_without_config", kNoChange, "train", 2, "give a CONFIG file, or --resume RUN_DIR"},
+    {"demo_bad_steps", kNoChange, "demo --steps 0", 2, "needs a whole number from 1 to 1000000, got '0'"},
+    {"set_without_equals", kNoChange, "validate config.json --set train.epochs", 2, "--set train.epochs"},
+    {"set_into_missing_object", kNoChange, "validate config.json --set nothing.here=1", 2, "--set nothing.here=1"},
+    // Files.
+    {"missing_config", kNoChange, "validate missing.json", 2, "missing.json"},
+    {"config_is_a_directory", [](json&, CliTest& t) { t.write("folder/keep", ""); }, "validate folder", 2, "folder"},
+    {"malformed_json", [](json&, CliTest& t) { t.write("broken.json", "{\n  \"name\": \"x\",\n  oops\n}"); },
+     "validate broken.json", 2, "broken.json: line 3"},
+    {"empty_config_file", [](json&, CliTest& t) { t.write("empty.json", ""); }, "validate empty.json", 2, "empty.json"},
+    {"config_not_an_object", [](json&, CliTest& t) { t.write("list.json", "[1, 2]"); }, "validate list.json", 2,
+     "list.json"},
+    // Config keys and values.
+    {"unknown_top_level_key", [](json& c, CliTest&) { c["epochs"] = 3; }, "validate config.json", 2, "epochs"},
+    {"missing_name", [](json& c, CliTest&) { c.erase("name"); }, "validate config.json", 2, "name"},
+    {"missing_loss", [](json& c, CliTest&) { c.erase("loss"); }, "validate config.json", 2, "loss"},
+    {"epochs_zero_in_config", [](json& c, CliTest&) { c["train"]["epochs"] = 0; }, "validate config.json", 2,
+     "train.epochs"},
+    {"batch_size_string", [](json& c, CliTest&) { c["train"]["batch_size"] = "abc"; }, "validate config.json", 2,
+     "train.batch_size"},
+    {"epochs_fractional", [](json& c, CliTest&) { c["train"]["epochs"] = 1.5; }, "validate config.json", 2,
+     "train.epochs"},
+    {"negative_lr", [](json& c, CliTest&) { c["optimizer"]["lr"] = -1; }, "validate config.json", 2, "optimizer.lr"},
+    {"unknown_optimizer", [](json& c, CliTest&) { c["optimizer"]["type"] = "adm"; }, "validate config.json", 2,
+     "optimizer.type"},
+    {"sgd_key_on_adam", [](json& c, CliTest&) { c["optimizer"]["momentum"] = 0.9; }, "validate config.json", 2,
+     "momentum"},
+    {"unknown_device", [](json& c, CliTest&) { c["device"] = "tpu"; }, "validate config.json", 2, "device"},
+    {"unknown_data_type", [](json& c, CliTest&) { c["data"]["type"] = "mnist"; }, "validate config.json", 2,
+     "data.type"},
+    {"loss_target_not_a_field", [](json& c, CliTest&) { c["loss"]["target"] = "labels"; }, "validate config.json", 2,
+     "loss.target"},
+    {"eval_metric_not_configured", [](json& c, CliTest&) { c["eval"] = {{"metric", "f1"}}; }, "validate config.json",
+     2, "eval.metric"},
+    {"unknown_layer_type",
+     [](json& c, CliTest&) { c["model"]["layers"][0]["map"]["layers"][1]["type"] = "dens"; }, "validate config.json",
+     2, "model.layers[0].map.layers[1].type: unknown layer type 'dens'"},
+    {"units_not_a_number", [](json& c, CliTest&) { c["model"]["layers"][0]["map"]["layers"][1]["units"] = "abc"; },
+     "validate config.json", 2, "model.layers[0].map.layers[1].units"},
+    {"unknown_layer_key", [](json& c, CliTest&) { c["model"]["layers"][0]["map"]["layers"][1]["unitz"] = 3; },
+     "validate config.json", 2, "unitz"},
+    {"reference_to_missing_layer",
+     [](json& c, CliTest&) { c["model"]["layers"][0]["map"]["layers"][1]["input"] = "nowhere"; },
+     "validate config.json", 2, "nowhere"},
+    {"duplicate_layer_name", [](json& c, CliTest&) { c["model"]["layers"][0]["map"]["layers"][2]["name"] = "fc1"; },
+     "validate config.json", 2, "fc1"},
+    {"map_output_has_wrong_shape",
+     [](json& c, CliTest&) { c["model"]["layers"][0]["map"]["layers"][3]["units"] = 5; }, "validate config.json", 2,
+     "model.layers[0]"},
+    {"tolerance_zero", [](json& c, CliTest&) { c["model"]["layers"][0]["forward"] = {{"tolerance", 0}}; },
+     "validate config.json", 2, "model.layers[0].forward.tolerance"},
+    {"unknown_backward_mode", [](json& c, CliTest&) { c["model"]["layers"][0]["backward_mode"] = "magic"; },
+     "validate config.json", 2, "model.layers[0].backward_mode"},
+    // Runtime failures.
+    {"cuda_without_gpu_or_build", kNoChange, "train config.json --device cuda:7 --out run", 1, "device 'cuda:7'"},
+    {"existing_run_directory", [](json&, CliTest& t) { t.write("run/keep.txt", "precious"); },
+     "train config.json --out run", 1, "exists; pass --force to replace it"},
+    {"resume_a_folder_that_is_not_a_run", [](json&, CliTest& t) { t.write("notrun/keep.txt", ""); },
+     "train --resume notrun", 1, "is not a run directory"},
+    {"missing_bibtex_folder",
+     [](json& c, CliTest&) {
+       c["data"] = {{"type", "bibtex"}, {"dir", "nowhere/bibtex"}};
+       c["model"]["layers"][0]["input"] = "features";
+       c["model"]["layers"][0]["state_shape"] = {159};
+       c["model"]["layers"][0]["map"]["layers"][3]["units"] = 159;
+       c["loss"]["target"] = "labels";
+     },
+     "train config.json --out run", 1, "nowhere/bibtex"},
+    {"malformed_arff_row",
+     [](json& c, CliTest& t) {
+       t.write("bad/bibtex-train.arff", "@relation r\n@attribute a numeric\n@data\n1\nfoo\n");
+       t.write("bad/bibtex-test.arff", "@relation r\n@attribute a numeric\n@data\n1\n");
+       c["data"] = {{"type", "bibtex"}, {"dir", "bad"}};
+       c["model"]["layers"][0]["input"] = "features";
+       c["model"]["layers"][0]["state_shape"] = {159};
+       c["model"]["layers"][0]["map"]["layers"][3]["units"] = 159;
+       c["loss"]["target"] = "labels";
+     },
+     "train config.json --out run", 1,
+     "bad/bibtex-train.arff:5: 'foo' is not a number, but attribute 'a' (column 0) is numeric"},
+    {"checkpoint_missing", kNoChange, "eval config.json --checkpoint nowhere", 1,
+     "checkpoint 'nowhere' does not exist"},
+    {"checkpoint_truncated",
+     [](json&, CliTest& t) { t.write("ckpt/model.safetensors", std::string("\x40\0\0\0\0\0\0\0{\"a\":", 13)); },
+     "eval config.json --checkpoint ckpt", 1, "ckpt/model.safetensors"},
+    {"checkpoint_not_safetensors", [](json&, CliTest& t) { t.write("ckpt/model.safetensors", "PK\x03\x04zipfile"); },
+     "eval config.json --checkpoint ckpt", 1, "ckpt/model.safetensors"},
+    {"save_outputs_on_vectors", kNoChange, "eval config.json --checkpoint x --save-outputs out", 2,
+     "--save-outputs writes images"},
+    {"nonfinite_data", [](json& c, CliTest&) { c["data"]["input_scale"] = 1e300; }, "train config.json --out run", 1,
+     "epoch 1, step 1 (batch 1 of 4): layer 'fpi' (fixed_point): fixed_point 'fpi' forward: iteration 1 "
+     "produced a non-finite value"},
+};
+
+TEST_P(BadInputTest, FailsWithItsStatusAndMessage) {
+  const BadInput& row = GetParam();
+  json config = toy_config();
+  row.setup(config, *this);
+  write_config("config.json", config);
+  const Outcome outcome = run_fpi(dir_, row.args);
+  EXPECT_EQ(outcome.status, row.status) << outcome.output;
+  EXPECT_NE(outcome.output.find(row.message), std::string::npos)
+      << "expected the output to contain: " << row.message << "\noutput:\n"
+      << outcome.output;
+  EXPECT_EQ(outcome.output.find("terminate called"), std::string::npos) << outcome.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Catalogue, BadInputTest, ::testing::ValuesIn(kBadInputs),
+                         [](const ::testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
+
+TEST_F(CliTest, TrainThenEvalOnTheToyProblem) {
+  write_config("config.json", toy_config());
+  const Outcome trained = run_fpi(dir_, "train config.json --out run --quiet");
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  EXPECT_NE(trained.output.find("cli_toy: 2 epochs; best validation loss"), std::string::npos) << trained.output;
+  const Outcome evaluated = run_fpi(dir_, "eval run --split test --json metrics.json");
+  ASSERT_EQ(evaluated.status, 0) << evaluated.output;
+  const json metrics = json::parse(fpi::io::read_file((dir_ / "metrics.json").string()));
+  EXPECT_EQ(metrics["split"], "test");
+  EXPECT_GT(metrics["metrics"]["loss"].get<double>(), 0.0);
+  // The same run directory again is refused, and --force replaces it.
+  EXPECT_EQ(run_fpi(dir_, "train config.json --out run --quiet").status, 1);
+  EXPECT_EQ(run_fpi(dir_, "train config.json --out run --quiet --force").status, 0);
+}
+
+TEST_F(CliTest, ResumeWithEpochsContinuesTheRun) {
+  write_config("config.json", toy_config());
+  ASSERT_EQ(run_fpi(dir_, "train config.json --out run --quiet --epochs 1").status, 0);
+  const Outcome resumed = run_fpi(dir_, "train --resume run --epochs 2 --quiet");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("cli_toy: 2 epochs"), std::string::npos) << resumed.output;
+  // A config that describes another run cannot resume this one.
+  json other = toy_config();
+  other["optimizer"]["lr"] = 0.5;
+  write_config("other.json", other);
+  const Outcome refused = run_fpi(dir_, "train other.json --resume run --epochs 3");
+  EXPECT_EQ(refused.status, 2) << refused.output;
+  EXPECT_NE(refused.output.find("differs from the run being resumed at '/optimizer/lr'"), std::string::npos)
+      << refused.output;
+}
+
+TEST_F(CliTest, TrainThenEvalOnBibtexAndDenoising) {
+  json bibtex = json::parse(fpi::io::read_file(source_path("models/bibtex_fpi_nn.json")));
+  bibtex["data"]["dir"] = source_path("data/bibtex");
+  bibtex["train"]["epochs"] = 1;
+  write_config("bibtex.json", bibtex);
+  const Outcome bibtex_run = run_fpi(dir_, "train bibtex.json --out bibtex --quiet --set model.layers[0].map."
+                                           "layers[1].units=16");
+  ASSERT_EQ(bibtex_run.status, 0) << bibtex_run.output;
+  const Outcome bibtex_eval = run_fpi(dir_, "eval bibtex --split test");
+  ASSERT_EQ(bibtex_eval.status, 0) << bibtex_eval.output;
+  EXPECT_NE(bibtex_eval.output.find("f1"), std::string::npos) << bibtex_eval.output;
+
+  json denoising = json::parse(fpi::io::read_file(source_path("models/denoising_fpi_nn.json")));
+  denoising["data"]["dir"] = source_path("data/denoising");
+  denoising["data"]["max_train_images"] = 4;
+  denoising["data"]["max_test_images"] = 2;
+  denoising["data"]["validation_images"] = 1;
+  denoising["data"]["patches_per_epoch"] = 32;
+  denoising["train"]["epochs"] = 1;
+  write_config("denoising.json", denoising);
+  const Outcome denoising_run = run_fpi(dir_, "train denoising.json --out denoising --quiet");
+  ASSERT_EQ(denoising_run.status, 0) << denoising_run.output;
+  const Outcome saved = run_fpi(dir_, "eval denoising --split test --save-outputs images");
+  ASSERT_EQ(saved.status, 0) << saved.output;
+  EXPECT_NE(saved.output.find("psnr"), std::string::npos) << saved.output;
+  EXPECT_TRUE(fs::exists(dir_ / "images" / "test-000.png"));
+  EXPECT_TRUE(fs::exists(dir_ / "images" / "test-001.png"));
+}
+
+TEST_F(CliTest, InterruptWritesACheckpointAndExitsWith130) {
+  write_config("config.json", toy_config());
+  // Once the first checkpoint exists the run is well under way; SIGINT then asks it to stop.
+  const Outcome outcome = run_shell(
+      dir_, "\"$FPI\" train config.json --out run --epochs 1000000 --quiet & pid=$!; "
+            "while [ ! -e run/checkpoints/last ]; do sleep 0.05; done; kill -INT $pid; wait $pid; echo \"status $?\"");
+  EXPECT_NE(outcome.output.find("status 130"), std::string::npos) << outcome.output;
+  EXPECT_NE(fpi::io::read_file((dir_ / "run" / "log.txt").string()).find("checkpoint written; continue with --resume"),
+            std::string::npos);
+  const Outcome evaluated = run_fpi(dir_, "eval run --checkpoint run/checkpoints/last");
+  EXPECT_EQ(evaluated.status, 0) << evaluated.output;
+}
+
+TEST_F(CliTest, ValidatePrintsTheModelSummary) {
+  const Outcome outcome = run_fpi(dir_, "validate '" + source_path("models/bibtex_fpi_nn.json") + "'");
+  ASSERT_EQ(outcome.status, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("Total params: 1,293,159"), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find(": valid"), std::string::npos) << outcome.output;
+}
+
+}  // namespace
