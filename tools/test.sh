@@ -27,4 +27,8 @@ else
   fpi_configure_and_build -DFPI_BUILD_TESTS=ON
 fi
 # --no-tests=error: a build that lost its tests must fail, not pass with nothing run.
+# The CUDA tests are one ctest entry (CudaSuite) that skips as a whole where no GPU is usable; say why once.
+if [[ -x "$FPI_BUILD_DIR/bin/fpi" ]]; then
+  echo "fpi: $("$FPI_BUILD_DIR/bin/fpi" info 2>&1 | grep '^CUDA backend' || echo 'CUDA backend status unknown')"
+fi
 exec ctest --test-dir "$FPI_BUILD_DIR" --output-on-failure --no-tests=error -j "$FPI_JOBS"

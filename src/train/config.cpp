@@ -596,12 +596,11 @@ void apply_overrides(json& config, const std::vector<std::string>& overrides) {
 RunConfig parse_config(const json& config, const std::string& source) {
   const std::vector<std::string> errors = schema_errors(config);
   if (!errors.empty()) {
-    std::string message;
-    for (std::size_t i = 0; i < errors.size() && i < kMaxSchemaErrors; ++i)
-      message += (i ? "\n" : "") + source + ": " + errors[i];
+    std::vector<std::string> lines;
+    for (std::size_t i = 0; i < errors.size() && i < kMaxSchemaErrors; ++i) lines.push_back(source + ": " + errors[i]);
     if (errors.size() > kMaxSchemaErrors)
-      message += "\n" + source + ": ... and " + std::to_string(errors.size() - kMaxSchemaErrors) + " more";
-    throw ConfigError(message);
+      lines.push_back(source + ": ... and " + std::to_string(errors.size() - kMaxSchemaErrors) + " more");
+    throw ConfigError(lines);
   }
   try {
     return parse_unchecked(config);

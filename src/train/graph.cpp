@@ -144,6 +144,12 @@ GraphModule::GraphModule(std::vector<std::string> source_names, std::vector<Node
   }
 }
 
+Tensor GraphModule::forward(const Tensor& x) {
+  FPI_CHECK(source_names_.size() == 1, "Graph::forward(x): the graph reads ", source_names_.size(),
+            " sources; pass them by name");
+  return forward({{source_names_[0], x}});
+}
+
 Tensor GraphModule::forward(const std::vector<std::pair<std::string, Tensor>>& sources) {
   std::vector<Tensor> values;
   values.reserve(source_names_.size() + nodes_.size());

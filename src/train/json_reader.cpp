@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 namespace fpi::train {
 namespace {
@@ -79,6 +80,30 @@ std::string format_number(double value) {
   const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
   return std::string(buffer, result.ptr);
 }
+
+std::string escape_control_characters(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out += c;
+      continue;
+    }
+    char escaped[5];
+    std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+    out += escaped;
+  }
+  return out;
+}
+
+ConfigError::ConfigError(const std::string& message) : Error(escape_control_characters(message)) {}
+
+ConfigError::ConfigError(const std::vector<std::string>& problems) : Error([&] {
+  std::string lines;
+  for (std::size_t i = 0; i < problems.size(); ++i) lines += (i ? "\n" : "") + escape_control_characters(problems[i]);
+  return lines;
+}()) {}
 
 std::string render_json(const nlohmann::json& value) {
   std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

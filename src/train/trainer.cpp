@@ -345,6 +345,15 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
       record[eval.split] = metrics;
       line += format_eval(eval) + (best ? " (best)" : "");
       result.last_eval = std::move(eval);
+      for (const std::string& split : options.also_evaluate) {
+        if (split == resolved.eval.split) continue;
+        const EvalResult extra = experiment.evaluate(split, resolved.eval.batch_size);
+        json extra_metrics = json::object();
+        for (const auto& [name, metric_value] : extra.metrics) extra_metrics[name] = metric_value;
+        if (!extra.fixed_point.empty()) extra_metrics["fixed_point"] = solves_json(extra.fixed_point);
+        extra_metrics["seconds"] = extra.seconds;
+        record[extra.split] = extra_metrics;
+      }
     }
     line += format_solves(train_solves);
     {

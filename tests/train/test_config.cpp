@@ -335,6 +335,11 @@ TEST(Config, BadOverridesNameTheOverride) {
   EXPECT_EQ(load_error(text, {"train.epochs=0"}), "train.epochs: expected a positive integer, got 0");
   EXPECT_EQ(load_error(text, {"train.epoch=3"}),
             "train: unknown key 'epoch'; expected one of: batch_size, clip_grad_norm, epochs");
+  // Found by tools/fuzz/config.cpp: what a user typed is echoed with its control characters escaped,
+  // so an error cannot drive the terminal or break the one-line-per-problem rule.
+  EXPECT_EQ(load_error(text, {"t\x1b.x\n=1"}), "--set t\\x1b.x\\x0a=1: 't\\x1b' does not exist in the config");
+  EXPECT_EQ(load_error(text, {"train.ep\toch=3"}),
+            "train: unknown key 'ep\\x09och'; expected one of: batch_size, clip_grad_norm, epochs");
 }
 
 TEST(Config, DataFieldsNeedNoData) {

@@ -94,6 +94,18 @@ TEST(ModelGraph, BibtexFpiNnHasPyTorchStateDictNames) {
   EXPECT_EQ(layers[0].second->options().on_nonconvergence, NonConvergencePolicy::Ignore);
 }
 
+TEST(ModelGraph, AGraphOfOneSourceIsASingleInputModule) {
+  const BuiltModel model = build(fpi_nn_model());
+  const Tensor features = rand({3, 1836}, {.dtype = kFloat64});
+  nn::Module& module = *model.module;
+  EXPECT_EQ(module.forward(features).to_vector<double>(),
+            model.module->forward({{"features", features}}).to_vector<double>());
+  const BuiltModel two_sources =
+      build(json::parse(R"({"layers": [{"name": "sum", "type": "add", "inputs": ["a", "b"]}]})"),
+            {{"a", {2}}, {"b", {2}}});
+  EXPECT_THROW(two_sources.module->forward(ones({1, 2})), Error);
+}
+
 TEST(ModelGraph, BibtexFpiNnMatchesTheHandBuiltLayer) {
   const BuiltModel model = build(fpi_nn_model());
   auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{

@@ -128,6 +128,23 @@ TEST_F(TrainerTest, RunDirectoryHoldsResolvedConfigMetricsLogAndCheckpoints) {
   EXPECT_DOUBLE_EQ(loss, records[2]["validation"]["loss"].get<double>());
 }
 
+TEST_F(TrainerTest, AlsoEvaluatedSplitsAreRecordedButDoNotChooseTheBest) {
+  TrainOptions options;
+  options.run_dir = run("both");
+  options.also_evaluate = {"test"};
+  fpi::train::train(config({"train.epochs=2"}), options);
+  TrainOptions plain;
+  plain.run_dir = run("plain");
+  fpi::train::train(config({"train.epochs=2"}), plain);
+  const auto both = metrics_without_time(run("both"));
+  const auto alone = metrics_without_time(run("plain"));
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_TRUE(both[1]["test"].contains("mse"));
+  EXPECT_EQ(both[1]["validation"], alone[1]["validation"]);  // evaluating more changes nothing else
+  EXPECT_EQ(both[1]["best"], alone[1]["best"]);
+  EXPECT_FALSE(alone[1].contains("test"));
+}
+
 TEST_F(TrainerTest, ResumingAtAnEpochBoundaryEqualsAnUninterruptedRunBitForBit) {
   TrainOptions whole;
   whole.run_dir = run("whole");

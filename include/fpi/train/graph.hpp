@@ -42,6 +42,9 @@ class GraphModule : public nn::Module {  // type_name "Graph"
   // The sources the graph reads (data field names for a model; "x", "z" for a map), in first-use order.
   const std::vector<std::string>& source_names() const { return source_names_; }
   Tensor forward(const std::vector<std::pair<std::string, Tensor>>& sources);  // by name; throws on a missing source
+  // A graph that reads one source is also a single-input module (it can sit in a Sequential); with
+  // several sources this throws, naming them.
+  Tensor forward(const Tensor& x) override;
   const Shape& output_shape() const;
   // Keras-style summary: one row per layer (nested map layers indented), columns name, type, output shape
   // ("(N, 159)", "?" for -1), parameter count, and for fixed_point layers a second line with map and solver;

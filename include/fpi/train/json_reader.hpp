@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,10 +23,17 @@
 namespace fpi::train {
 
 // Problems in a config or on the command line: the CLI exits 2 for these (1 for runtime failures).
+// Keys, values and overrides a user wrote end up in the message, so its control characters are escaped
+// (\x1b): a message cannot drive a terminal, and one problem is one line.
 class ConfigError : public Error {
  public:
-  using Error::Error;
+  explicit ConfigError(const std::string& message);
+  // Several problems, one per line.
+  explicit ConfigError(const std::vector<std::string>& problems);
 };
+
+// `text` with every control character (newlines too) written as \xNN.
+std::string escape_control_characters(std::string_view text);
 
 // An interval of numbers whose ends may each be open: {0, 1, false, true} is [0, 1).
 struct Interval {

@@ -105,6 +105,10 @@ struct TrainOptions {
   // Between backward and the optimizer step, with the gradients in place: where data-parallel training
   // averages them across processes.
   std::function<void(const std::vector<Tensor>& parameters)> after_backward;
+  // Splits evaluated too at every evaluation, recorded in metrics.jsonl under their names but never
+  // used to choose `best` (a benchmark reports the paper's protocol, best test F1 over epochs, beside
+  // the clean one this way).
+  std::vector<std::string> also_evaluate;
 };
 
 struct TrainResult {
