@@ -2,10 +2,8 @@
 // reads), the exit status it must end with (2 usage or config, 1 runtime failure) and the one line it
 // must print. Then `fpi train` followed by `fpi eval` end to end on a tiny config of each experiment.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -17,39 +15,16 @@
 
 #include "fpi/io/file.hpp"
 
-#ifndef FPI_CLI_PATH
-#define FPI_CLI_PATH ""
-#endif
+#include "cli/cli_testing.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-struct Outcome {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-// Runs a shell script in `directory`, with $FPI naming the binary.
-Outcome run_shell(const fs::path& directory, const std::string& script) {
-  const std::string command =
-      "cd '" + directory.string() + "' && FPI='" + FPI_CLI_PATH + "' && export FPI && (" + script + ") 2>&1";
-  Outcome outcome;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return outcome;
-  char buffer[4096];
-  std::size_t read = 0;
-  while ((read = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) outcome.output.append(buffer, read);
-  const int status = pclose(pipe);
-  outcome.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return outcome;
-}
-
-// Runs `fpi ARGS` in `directory`.
-Outcome run_fpi(const fs::path& directory, const std::string& args) { return run_shell(directory, "\"$FPI\" " + args); }
-
-std::string source_path(const std::string& relative) { return std::string(FPI_SOURCE_DIR) + "/" + relative; }
+using fpi::testing::Outcome;
+using fpi::testing::run_fpi;
+using fpi::testing::run_shell;
+using fpi::testing::source_path;
 
 // A small valid toy config; the rows below break one thing in it at a time.
 json toy_config() {
@@ -72,7 +47,7 @@ json toy_config() {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::string(FPI_CLI_PATH).empty()) GTEST_SKIP() << "the fpi command line is not built (FPI_BUILD_TOOLS=OFF)";
+    if (!fpi::testing::cli_built()) GTEST_SKIP() << "the fpi command line is not built (FPI_BUILD_TOOLS=OFF)";
     dir_ = fs::temp_directory_path() / ("fpi_cli_" + std::to_string(::getpid()) + "_" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);

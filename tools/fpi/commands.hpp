@@ -21,6 +21,7 @@ Command add_demo(CLI::App& app);
 Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_validate(CLI::App& app);
+Command add_bench(CLI::App& app);
 
 // Validators that accept the whole text or nothing ("12x" is an error, not 12), with the message
 // "needs a whole number from MIN to MAX, got '0'".

@@ -94,14 +94,15 @@ int run(int argc, char** argv) {
   const std::pair<const char*, fpi_cli::Command> commands[] = {
       {"info", fpi_cli::add_info(app)},         {"demo", fpi_cli::add_demo(app)},
       {"train", fpi_cli::add_train(app)},       {"eval", fpi_cli::add_eval(app)},
-      {"validate", fpi_cli::add_validate(app)},
+      {"validate", fpi_cli::add_validate(app)}, {"bench", fpi_cli::add_bench(app)},
   };
   // CLI11 would report an unknown first word as a missing subcommand; name it instead.
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const auto& [name, command] : commands) known = known || std::string(argv[1]) == name;
     if (!known) {
-      std::cerr << "fpi: unknown command '" << argv[1] << "'; the commands are info, demo, train, eval, validate\n"
+      std::cerr << "fpi: unknown command '" << argv[1]
+                << "'; the commands are info, demo, train, eval, validate, bench\n"
                 << "Run with --help for more information.\n";
       return kUsageError;
     }

@@ -1,0 +1,201 @@
+// `fpi bench paper` through the real binary: the quick profile end to end on toy and Bibtex (every
+// file written, every row present, the report page pointing only at files that exist), and the usage
+// errors. It runs from the source tree, where models/ and data/ are, and writes only under --out.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iterator>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_testing.hpp"
+#include "fpi/io/file.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using fpi::testing::Outcome;
+using json = nlohmann::json;
+
+// Runs `fpi ARGS` in the source tree, with `environment` ("NAME=value ") set for it.
+Outcome run_fpi(const std::string& args, const std::string& environment = "") {
+  return fpi::testing::run_shell(FPI_SOURCE_DIR, environment + "\"$FPI\" " + args);
+}
+
+class BenchCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fpi::testing::cli_built()) GTEST_SKIP() << "the fpi command line is not built (FPI_BUILD_TOOLS=OFF)";
+    out_ = fs::temp_directory_path() / ("fpi_bench_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(out_);
+  }
+  void TearDown() override { fs::remove_all(out_); }
+
+  fs::path out_;
+};
+
+// Every src="..." and href="..." of the page, which must all be files beside it.
+std::set<std::string> references(const std::string& html) {
+  std::set<std::string> found;
+  const std::regex attribute(R"re((?:src|href)="([^"]*)")re");
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), attribute); it != std::sregex_iterator(); ++it)
+    found.insert((*it)[1].str());
+  return found;
+}
+
+TEST_F(BenchCliTest, QuickToyAndBibtexWriteEveryFileAndRow) {
+  const Outcome run = run_fpi("bench paper --profile quick --only toy,bibtex --out '" + out_.string() + "'");
+  ASSERT_EQ(run.status, 0) << run.output;
+  // A progress line per model, and the tables printed in the paper's layout.
+  EXPECT_NE(run.output.find("[bench 1/6] toy: toy_fpi_gd (FPI_GD)"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("[bench 6/6] bibtex: bibtex_feedforward"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("Toy (Section 4.1, Figures 2-3)"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("Bibtex (Section 4.4, Table 2)"), std::string::npos) << run.output;
+
+  const json results = json::parse(fpi::io::read_file((out_ / "results.json").string()));
+  EXPECT_EQ(results["profile"], "quick");
+  EXPECT_NE(results["command"].get<std::string>().find("bench paper --profile quick --only toy,bibtex"),
+            std::string::npos);
+  EXPECT_FALSE(results["machine"]["cpu"].get<std::string>().empty());
+  EXPECT_GE(results["machine"]["cores"].get<int>(), 1);
+  EXPECT_EQ(results["machine"]["device"], "cpu");
+  const struct {
+    const char* experiment;
+    const char* model;
+    int epochs;
+    double paper;  // 0: the paper has no number for the row
+    bool fixed_point;
+  } expected[] = {{"toy", "FPI_GD", 3, 0.0, true},          {"toy", "FPI_NN", 3, 0.0, true},
+                  {"toy", "feed-forward", 3, 0.0, false},   {"bibtex", "FPI_NN", 1, 43.4, true},
+                  {"bibtex", "FPI_GD", 1, 43.2, true},      {"bibtex", "feed-forward (MLP)", 1, 39.6, false}};
+  ASSERT_EQ(results["results"].size(), std::size(expected));
+  for (std::size_t i = 0; i < std::size(expected); ++i) {
+    const json& row = results["results"][i];
+    SCOPED_TRACE(row.dump());
+    EXPECT_EQ(row["experiment"], expected[i].experiment);
+    EXPECT_EQ(row["model"], expected[i].model);
+    EXPECT_EQ(row["epochs"], expected[i].epochs);
+    if (expected[i].paper > 0) EXPECT_EQ(row["paper"].get<double>(), expected[i].paper);
+    else EXPECT_TRUE(row["paper"].is_null());
+    ASSERT_EQ(row["curve"].size(), static_cast<std::size_t>(expected[i].epochs));
+    for (const json& epoch : row["curve"]) {
+      EXPECT_TRUE(std::isfinite(epoch["train_loss"].get<double>()));
+      EXPECT_TRUE(std::isfinite(epoch["test_loss"].get<double>()));
+    }
+    EXPECT_GT(row["parameters"].get<long long>(), 0);
+    EXPECT_GT(row["peak_memory_bytes"].get<long long>(), 0);
+    EXPECT_GT(row["seconds_per_epoch"].get<double>(), 0.0);
+    const double best_test = row["paper_protocol"]["test"].get<double>();
+    const double clean_test = row["clean_protocol"]["test"].get<double>();
+    // The paper's protocol takes the best test number over epochs, so it is never worse than the clean one:
+    // lower for the toy's loss, higher for Bibtex's F1.
+    if (row["metric"] == "loss") EXPECT_LE(best_test, clean_test);
+    else EXPECT_GE(best_test, clean_test);
+    if (row["metric"] == "f1") {
+      EXPECT_GE(best_test, 0.0);
+      EXPECT_LE(best_test, 1.0);
+    }
+    EXPECT_TRUE(fs::exists(out_ / row["run_dir"].get<std::string>() / "metrics.jsonl"));
+    if (expected[i].fixed_point) {
+      const json& forward = row["fixed_point"]["fpi"]["forward"];
+      EXPECT_GE(forward["converged_fraction"].get<double>(), 0.0);
+      EXPECT_LE(forward["converged_fraction"].get<double>(), 1.0);
+      EXPECT_GE(forward["max_iterations"].get<int>(), 1);
+      EXPECT_GT(row["fixed_point"]["fpi"]["backward"]["samples"].get<long long>(), 0);
+    } else {
+      EXPECT_TRUE(row["fixed_point"].empty());
+    }
+  }
+
+  const std::string tables = fpi::io::read_file((out_ / "tables.md").string());
+  for (const auto& row : expected)
+    EXPECT_NE(tables.find(std::string("| ") + row.model + " |"), std::string::npos) << row.model;
+  EXPECT_NE(tables.find("| DVN (paper) | - | - | 42.9 / 44.7 |"), std::string::npos) << tables;
+
+  std::istringstream csv(fpi::io::read_file((out_ / "toy.csv").string()));
+  std::string header, line;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "epoch,toy_fpi_gd_train_loss,toy_fpi_gd_test_loss,toy_fpi_nn_train_loss,toy_fpi_nn_test_loss,"
+                    "toy_feedforward_train_loss,toy_feedforward_test_loss");
+  int lines = 0;
+  while (std::getline(csv, line)) ++lines;
+  EXPECT_EQ(lines, 3);
+
+  const std::string html = fpi::io::read_file((out_ / "report.html").string());
+  EXPECT_NE(html.find(results["machine"]["commit"].get<std::string>()), std::string::npos);
+  const std::set<std::string> referenced = references(html);
+  EXPECT_TRUE(referenced.count("toy.csv"));
+  EXPECT_TRUE(referenced.count("bibtex.csv"));
+  for (const std::string& file : referenced) EXPECT_TRUE(fs::is_regular_file(out_ / file)) << file;
+  // Without gnuplot the page has no plot and results.json says why; with it, the plots are on the page.
+  if (results["notes"].empty()) {
+    EXPECT_TRUE(referenced.count("toy.png"));
+    EXPECT_TRUE(referenced.count("bibtex.png"));
+  } else {
+    EXPECT_NE(results["notes"][0].get<std::string>().find("gnuplot"), std::string::npos);
+  }
+}
+
+// Without gnuplot on the PATH the run still succeeds: the CSV and the gnuplot script stay, and
+// results.json and the page say why there is no plot.
+TEST_F(BenchCliTest, WithoutGnuplotKeepsTheCsv) {
+  const Outcome run = run_fpi("bench paper --only toy --out '" + out_.string() + "'", "PATH=/nonexistent ");
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("note: gnuplot was not found"), std::string::npos) << run.output;
+  const json results = json::parse(fpi::io::read_file((out_ / "results.json").string()));
+  ASSERT_EQ(results["notes"].size(), 1u);
+  EXPECT_NE(results["notes"][0].get<std::string>().find("gnuplot-nox"), std::string::npos);
+  EXPECT_TRUE(fs::is_regular_file(out_ / "toy.csv"));
+  EXPECT_TRUE(fs::is_regular_file(out_ / "toy.gp"));
+  EXPECT_FALSE(fs::exists(out_ / "toy.png"));
+  const std::string html = fpi::io::read_file((out_ / "report.html").string());
+  EXPECT_NE(html.find("No plot: gnuplot was not found"), std::string::npos);
+  for (const std::string& file : references(html)) EXPECT_TRUE(fs::is_regular_file(out_ / file)) << file;
+}
+
+TEST_F(BenchCliTest, KeepsEarlierResultsWithoutForce) {
+  fs::create_directories(out_ / "runs" / "toy_fpi_nn");
+  Outcome run = run_fpi("bench paper --only toy --out '" + out_.string() + "'");
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find("runs/toy_fpi_nn' exists; pass --force"), std::string::npos) << run.output;
+  EXPECT_FALSE(fs::exists(out_ / "runs" / "toy_fpi_gd"));
+
+  fpi::io::write_file_atomically((out_ / "results.json").string(), "{}");
+  run = run_fpi("bench paper --only toy --out '" + out_.string() + "'");
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find("holds the results of an earlier run; pass --force"), std::string::npos) << run.output;
+  EXPECT_EQ(fpi::io::read_file((out_ / "results.json").string()), "{}");
+
+  run = run_fpi("bench paper --only toy --force --out '" + out_.string() + "'");
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(json::parse(fpi::io::read_file((out_ / "results.json").string()))["results"].size(), 3u);
+}
+
+TEST_F(BenchCliTest, RejectsBadArguments) {
+  const struct {
+    const char* args;
+    const char* message;
+  } rows[] = {
+      {"bench paper --only toy,flow --out ", "flow not in {toy,bibtex,denoise}"},
+      {"bench paper --profile fast --out ", "fast not in {quick,cpu,gpu}"},
+      {"bench paper --only --out ", "--only: --out not in {toy,bibtex,denoise}"},
+      {"bench", "A subcommand is required"},
+      {"bench paper --models no-such-folder --out ", "no folder 'no-such-folder' of model configs here"},
+  };
+  for (const auto& row : rows) {
+    const std::string args = row.args;
+    const Outcome run = run_fpi(args.back() == ' ' ? args + "'" + out_.string() + "'" : args);
+    EXPECT_EQ(run.status, 2) << row.args << "\n" << run.output;
+    EXPECT_NE(run.output.find(row.message), std::string::npos) << row.args << "\n" << run.output;
+    EXPECT_FALSE(fs::exists(out_)) << row.args;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,470 @@
+// The results of `fpi bench paper` read back from the run directories, and the tables, plots and the
+// report page made from them (bench_report.hpp).
+#include "bench_report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+#include "fpi/core.hpp"
+#include "fpi/io/file.hpp"
+
+namespace fpi_cli::bench {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::optional<double> number_at(const json& record, const std::string& split, const std::string& key) {
+  if (!record.contains(split) || !record[split].contains(key)) return std::nullopt;
+  return record[split][key].get<double>();
+}
+
+// F1 is shown in percent, as the paper's Table 2 does.
+double scaled(const RunResult& r, double value) { return r.metric == "f1" ? 100.0 * value : value; }
+
+std::string general(double value, int digits = 4) {
+  std::ostringstream out;
+  out << std::setprecision(digits) << value;
+  return out.str();
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string html_table(const Table& t) {
+  std::string html = "<h3>" + html_escape(t.title) + "</h3>\n<table>\n<tr>";
+  for (const std::string& h : t.header) html += "<th>" + html_escape(h) + "</th>";
+  html += "</tr>\n";
+  for (const auto& row : t.rows) {
+    html += "<tr>";
+    for (const std::string& cell : row) html += "<td>" + html_escape(cell) + "</td>";
+    html += "</tr>\n";
+  }
+  html += "</table>\n";
+  for (const std::string& note : t.notes) html += "<p class=\"note\">" + html_escape(note) + "</p>\n";
+  return html;
+}
+
+bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
+
+constexpr char kStyle[] =
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0}th,td{border:1px solid #bbb;padding:0.25em 0.6em}"
+    "td{text-align:right}td:first-child{text-align:left}th{background:#eee}"
+    ".note{color:#555;font-size:0.9em}code{background:#f4f4f4;padding:0 0.2em}img{max-width:100%}"
+    "dl{display:grid;grid-template-columns:max-content auto;gap:0.2em 1em}dt{font-weight:bold}";
+
+}  // namespace
+
+void Solve::add(const json& summary) {
+  const auto n = summary.at("samples").get<std::int64_t>();
+  samples += n;
+  iterations += summary.at("mean_iterations").get<double>() * static_cast<double>(n);
+  converged += summary.at("converged_fraction").get<double>() * static_cast<double>(n);
+  max_iterations = std::max(max_iterations, summary.at("max_iterations").get<int>());
+}
+
+json Solve::to_json() const {
+  const double n = static_cast<double>(std::max<std::int64_t>(samples, 1));
+  return {{"samples", samples}, {"mean_iterations", iterations / n}, {"max_iterations", max_iterations},
+          {"converged_fraction", converged / n}};
+}
+
+void read_metrics(const fs::path& path, RunResult& result) {
+  std::istringstream lines(fpi::io::read_file(path.string()));
+  std::string line;
+  int number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    if (line.empty()) continue;
+    json record;
+    try {
+      record = json::parse(line);
+      EpochRecord epoch;
+      epoch.epoch = record.at("epoch").get<std::int64_t>();
+      epoch.train_loss = record.at("train").at("loss").get<double>();
+      epoch.validation_loss = number_at(record, "validation", "loss");
+      epoch.test_loss = number_at(record, "test", "loss");
+      epoch.validation_metric = number_at(record, "validation", result.metric);
+      epoch.test_metric = number_at(record, "test", result.metric);
+      epoch.best = record.value("best", false);
+      epoch.seconds = record.value("seconds", 0.0);
+      if (record["train"].contains("fixed_point")) {
+        for (const auto& [layer, entry] : record["train"]["fixed_point"].items()) {
+          result.solves[layer].first.add(entry.at("forward"));
+          if (entry.contains("backward")) result.solves[layer].second.add(entry.at("backward"));
+        }
+      }
+      result.epochs.push_back(epoch);
+    } catch (const json::exception& e) {
+      fpi::fail(path.string(), ":", number, ": unexpected record: ", e.what());
+    }
+  }
+  FPI_CHECK(!result.epochs.empty(), path.string(), ": no epoch recorded");
+}
+
+// The clean protocol's epoch: the last one the trainer marked best on the validation split.
+const EpochRecord& clean_epoch(const RunResult& r) {
+  const EpochRecord* chosen = &r.epochs.back();
+  for (const EpochRecord& e : r.epochs)
+    if (e.best) chosen = &e;
+  return *chosen;
+}
+
+// The paper's protocol: the best test number over all epochs.
+const EpochRecord& paper_epoch(const RunResult& r) {
+  const EpochRecord* chosen = nullptr;
+  for (const EpochRecord& e : r.epochs) {
+    if (!e.test_metric) continue;
+    const bool better = !chosen || (r.mode == "max" ? *e.test_metric > *chosen->test_metric
+                                                    : *e.test_metric < *chosen->test_metric);
+    if (better) chosen = &e;
+  }
+  return chosen ? *chosen : r.epochs.back();
+}
+
+std::string fixed(double value, int digits) {
+  if (!std::isfinite(value)) return "-";
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << value;
+  return out.str();
+}
+
+std::string shell_quote(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                              "-_./=:,+@") == std::string::npos)
+    return word;
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+void print_table(std::ostream& out, const Table& t) {
+  std::vector<std::size_t> width(t.header.size());
+  for (std::size_t c = 0; c < t.header.size(); ++c) {
+    width[c] = t.header[c].size();
+    for (const auto& row : t.rows) width[c] = std::max(width[c], row[c].size());
+  }
+  out << "\n" << t.title << "\n";
+  const auto line = [&](const std::vector<std::string>& cells) {
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      if (c == 0) out << std::left << std::setw(static_cast<int>(width[c])) << cells[c];
+      else out << "  " << std::right << std::setw(static_cast<int>(width[c])) << cells[c];
+    }
+    out << std::left << "\n";
+  };
+  line(t.header);
+  for (const auto& row : t.rows) line(row);
+  for (const std::string& note : t.notes) out << note << "\n";
+}
+
+std::string markdown_table(const Table& t) {
+  std::string md = "### " + t.title + "\n\n|";
+  for (const std::string& h : t.header) md += " " + h + " |";
+  md += "\n|";
+  for (std::size_t c = 0; c < t.header.size(); ++c) md += c == 0 ? "---|" : "---:|";
+  md += "\n";
+  for (const auto& row : t.rows) {
+    md += "|";
+    for (const std::string& cell : row) md += " " + cell + " |";
+    md += "\n";
+  }
+  md += "\n";
+  for (const std::string& note : t.notes) md += note + "\n\n";
+  return md;
+}
+
+// The columns every row has: both protocols, the FPI solves over training and the costs.
+Table detail_table(const std::string& title, const std::vector<const RunResult*>& rows, int digits) {
+  Table t{title,
+          {"run", "paper", "test (paper protocol)", "test (clean)", "final train loss", "fwd converged",
+           "fwd iters mean/max", "bwd converged", "bwd iters mean/max", "s/epoch", "params", "peak MB"},
+          {},
+          {}};
+  // "-" for a row without a fixed-point layer, or a solve that never ran.
+  const auto converged = [](const Solve& solve) {
+    return solve.samples > 0 ? fixed(100.0 * solve.to_json()["converged_fraction"].get<double>(), 2) + "%" : "-";
+  };
+  const auto iterations = [](const Solve& solve) {
+    return solve.samples > 0 ? fixed(solve.to_json()["mean_iterations"].get<double>(), 1) + "/" +
+                                   std::to_string(solve.max_iterations)
+                             : "-";
+  };
+  for (const RunResult* r : rows) {
+    const EpochRecord& best_test = paper_epoch(*r);
+    const EpochRecord& chosen = clean_epoch(*r);
+    const auto at_epoch = [&](const EpochRecord& e) {
+      return e.test_metric ? fixed(scaled(*r, *e.test_metric), digits) + " @" + std::to_string(e.epoch) : "-";
+    };
+    double seconds = 0.0;
+    for (const EpochRecord& e : r->epochs) seconds += e.seconds;
+    const std::pair<Solve, Solve> solves = r->solves.empty() ? std::pair<Solve, Solve>{} : r->solves.begin()->second;
+    t.rows.push_back({r->run.name, r->run.paper ? fixed(*r->run.paper, 2) : "-", at_epoch(best_test),
+                      at_epoch(chosen), general(r->epochs.back().train_loss), converged(solves.first),
+                      iterations(solves.first), converged(solves.second), iterations(solves.second),
+                      general(seconds / static_cast<double>(r->epochs.size()), 3), std::to_string(r->parameters),
+                      fixed(static_cast<double>(r->peak_bytes) / (1024.0 * 1024.0), 1)});
+  }
+  t.notes.push_back("test (paper protocol): the best test " + (rows.empty() ? std::string() : rows[0]->metric) +
+                    " over epochs, @ its epoch; test (clean): the test number at the epoch chosen on the "
+                    "validation split. converged and iterations: the FPI layer's training solves (forward and "
+                    "backward), all epochs together; results.json has every layer. peak MB: the peak of fpi's "
+                    "allocator during the run, the data included.");
+  return t;
+}
+
+Table toy_table(const std::vector<const RunResult*>& rows) {
+  Table t{"Toy (Section 4.1, Figures 2-3): box-constrained least squares, MSE loss",
+          {"model", "final train loss", "final test loss", "test loss (clean)", "paper"},
+          {},
+          {"The paper shows the toy losses only as curves (Figures 2-3); the plot below is their counterpart."}};
+  for (const RunResult* r : rows) {
+    const EpochRecord& last = r->epochs.back();
+    const EpochRecord& chosen = clean_epoch(*r);
+    t.rows.push_back({r->run.label, general(last.train_loss), last.test_loss ? general(*last.test_loss) : "-",
+                      chosen.test_loss ? general(*chosen.test_loss) : "-", "figure only"});
+  }
+  return t;
+}
+
+Table bibtex_table(const std::vector<const RunResult*>& rows) {
+  Table t{"Bibtex (Section 4.4, Table 2): example-based F1 (%) on the test split",
+          {"model", "F1 (paper protocol)", "F1 (clean)", "paper"},
+          {},
+          {"F1 (paper protocol): the best test F1 over epochs, as the paper reports; F1 (clean): the test F1 at "
+           "the epoch chosen on a validation split held out of the training file. The paper's other rows are "
+           "quoted from the paper, not measured here."}};
+  for (const RunResult* r : rows) {
+    const EpochRecord& best = paper_epoch(*r);
+    const EpochRecord& chosen = clean_epoch(*r);
+    t.rows.push_back({r->run.label, best.test_metric ? fixed(100.0 * *best.test_metric, 2) : "-",
+                      chosen.test_metric ? fixed(100.0 * *chosen.test_metric, 2) : "-", fixed(*r->run.paper, 1)});
+  }
+  const std::pair<const char*, const char*> quoted[] = {
+      {"MLP (paper)", "38.9"}, {"SPEN (paper)", "42.2"}, {"ICNN (paper)", "41.5"}, {"DVN (paper)", "42.9 / 44.7"}};
+  for (const auto& [model, number] : quoted) t.rows.push_back({model, "-", "-", number});
+  return t;
+}
+
+Table denoise_table(const std::vector<const RunResult*>& rows) {
+  Table t{"Denoising (Section 4.2, Table 1): PSNR (dB) on BSD68, clean protocol",
+          {"model"},
+          {},
+          {"The paper's images were gray crops of the Flying Chairs dataset (400 for training, 100 for testing), "
+           "which are not available here: these runs train on Train400 patches and test on BSD68, so the "
+           "absolute PSNRs compare only loosely with the paper's; the gap between the rows is the claim.",
+           "Each sigma's PSNR is the test PSNR at the epoch chosen on validation images held out of Train400."}};
+  std::vector<int> sigmas;
+  std::vector<std::string> labels;
+  for (const RunResult* r : rows) {
+    if (std::find(sigmas.begin(), sigmas.end(), *r->run.sigma) == sigmas.end()) sigmas.push_back(*r->run.sigma);
+    if (std::find(labels.begin(), labels.end(), r->run.label) == labels.end()) labels.push_back(r->run.label);
+  }
+  for (int sigma : sigmas) {
+    t.header.push_back("sigma " + std::to_string(sigma));
+    t.header.push_back("paper");
+  }
+  const auto find = [&](const std::string& label, int sigma) -> const RunResult* {
+    for (const RunResult* r : rows)
+      if (r->run.label == label && *r->run.sigma == sigma) return r;
+    return nullptr;
+  };
+  const auto clean_psnr = [](const RunResult* r) -> std::optional<double> {
+    return r ? clean_epoch(*r).test_metric : std::nullopt;
+  };
+  for (const std::string& label : labels) {
+    std::vector<std::string> row{label};
+    for (int sigma : sigmas) {
+      const RunResult* r = find(label, sigma);
+      const std::optional<double> ours = clean_psnr(r);
+      row.push_back(ours ? fixed(*ours, 2) : "-");
+      row.push_back(r && r->run.paper ? fixed(*r->run.paper, 2) : "-");
+    }
+    t.rows.push_back(row);
+  }
+  // The paper's claim is this gap, growing with sigma (+0.25, +0.56, +0.65 dB).
+  if (labels.size() == 2) {
+    std::vector<std::string> row{labels[0] + " - " + labels[1]};
+    for (int sigma : sigmas) {
+      const RunResult *a = find(labels[0], sigma), *b = find(labels[1], sigma);
+      const std::optional<double> ours_a = clean_psnr(a), ours_b = clean_psnr(b);
+      row.push_back(ours_a && ours_b ? fixed(*ours_a - *ours_b, 2) : "-");
+      row.push_back(a && b && a->run.paper && b->run.paper ? fixed(*a->run.paper - *b->run.paper, 2) : "-");
+    }
+    t.rows.push_back(row);
+  }
+  return t;
+}
+
+// The plotted numbers: train and test loss per epoch, two columns per run.
+std::string curve_csv(const std::vector<const RunResult*>& rows) {
+  std::string csv = "epoch";
+  std::size_t epochs = 0;
+  for (const RunResult* r : rows) {
+    csv += "," + r->run.name + "_train_loss," + r->run.name + "_test_loss";
+    epochs = std::max(epochs, r->epochs.size());
+  }
+  csv += "\n";
+  for (std::size_t e = 0; e < epochs; ++e) {
+    csv += std::to_string(e + 1);
+    for (const RunResult* r : rows) {
+      if (e < r->epochs.size()) {
+        const EpochRecord& record = r->epochs[e];
+        csv += ',';
+        csv += general(record.train_loss, 8);
+        csv += ',';
+        if (record.test_loss) csv += general(*record.test_loss, 8);
+      } else {
+        csv += ",,";
+      }
+    }
+    csv += "\n";
+  }
+  return csv;
+}
+
+// Writes OUT/<name>.gp and runs gnuplot on it; returns the PNG's name, or empty with `problem` set.
+std::string plot(const fs::path& out, const std::string& name, const std::string& title,
+                 const std::vector<const RunResult*>& rows, std::string& problem) {
+  const std::string png = name + ".png";
+  std::error_code ignored;
+  fs::remove(out / png, ignored);  // an earlier run's plot must not pass for this one's
+  std::ostringstream gp;
+  gp << "set terminal pngcairo size 960,560 noenhanced\n"
+     << "set output '" << png << "'\n"
+     << "set datafile separator ','\n"
+     << "set title '" << title << "'\n"
+     << "set xlabel 'epoch'\nset ylabel 'loss'\nset logscale y\nset key outside right\nset grid\n";
+  std::size_t epochs = 0;
+  for (const RunResult* r : rows) epochs = std::max(epochs, r->epochs.size());
+  if (epochs <= 20) gp << "set xtics 1\n";  // whole epochs, not gnuplot's fractional ticks
+  gp << "plot ";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::size_t column = 2 + 2 * i;
+    gp << (i ? ", \\\n     " : "") << "'" << name << ".csv' using 1:" << column << " with linespoints lc " << i + 1
+       << " dt 1 title '" << rows[i]->run.name << " train', '" << name << ".csv' using 1:" << column + 1
+       << " with linespoints lc " << i + 1 << " dt 2 title '" << rows[i]->run.name << " test'";
+  }
+  gp << "\n";
+  fpi::io::write_file_atomically((out / (name + ".gp")).string(), gp.str());
+  if (!have_gnuplot()) {
+    problem = "gnuplot was not found (Debian: apt-get install gnuplot-nox); the plotted numbers are in " + name +
+              ".csv and the script in " + name + ".gp";
+    return {};
+  }
+  const std::string command = "cd " + shell_quote(out.string()) + " && gnuplot " + shell_quote(name + ".gp") +
+                              " > " + shell_quote(name + ".gnuplot.log") + " 2>&1";
+  if (std::system(command.c_str()) != 0 || !fs::exists(out / png)) {
+    problem = "gnuplot failed on " + name + ".gp (its output is in " + name + ".gnuplot.log)";
+    return {};
+  }
+  fs::remove(out / (name + ".gnuplot.log"), ignored);  // kept only to explain a failure
+  return png;
+}
+
+std::string html_report(const json& machine, const std::string& command, const std::string& profile,
+                        const std::vector<Section>& sections) {
+  std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                     "<title>fpi bench paper (" + html_escape(profile) + ")</title>\n<style>" + kStyle +
+                     "</style>\n</head>\n<body>\n<h1>FPI layers against feed-forward nets on the paper's "
+                     "experiments</h1>\n<dl>\n";
+  const auto item = [&](const std::string& key, const std::string& value) {
+    html += "<dt>" + html_escape(key) + "</dt><dd>" + value + "</dd>\n";
+  };
+  item("command", "<code>" + html_escape(command) + "</code>");
+  item("profile", html_escape(profile));
+  item("commit", "<code>" + html_escape(machine["commit"].get<std::string>()) + "</code>");
+  item("CPU", html_escape(machine["cpu"].get<std::string>()) + ", " +
+                  std::to_string(machine["cores"].get<unsigned>()) + " cores");
+  item("device", html_escape(machine["device"].get<std::string>()));
+  item("date", html_escape(machine["date"].get<std::string>()));
+  html += "</dl>\n";
+  for (const Section& s : sections) {
+    html += "<h2>" + html_escape(s.title) + "</h2>\n<p class=\"note\">" + html_escape(s.note) + "</p>\n";
+    for (const Table& t : s.tables) html += html_table(t);
+    if (!s.plot.empty())
+      html += "<p><img src=\"" + html_escape(s.plot) + "\" alt=\"train and test loss per epoch\"></p>\n";
+    else
+      html += "<p class=\"note\">No plot: " + html_escape(s.plot_problem) + "</p>\n";
+    html += "<p class=\"note\">The plotted numbers: <a href=\"" + html_escape(s.csv) + "\">" + html_escape(s.csv) +
+            "</a></p>\n";
+    if (!s.images.empty()) {
+      html += "<p>Test images, noisy | denoised | clean:</p>\n";
+      for (const std::string& image : s.images)
+        html += "<figure><img src=\"" + html_escape(image) + "\" alt=\"" + html_escape(image) +
+                "\"><figcaption>" + html_escape(image) + "</figcaption></figure>\n";
+    }
+  }
+  html += "</body>\n</html>\n";
+  return html;
+}
+
+json result_json(const RunResult& r) {
+  const auto optional_number = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  const EpochRecord& best = paper_epoch(r);
+  const EpochRecord& chosen = clean_epoch(r);
+  const EpochRecord& last = r.epochs.back();
+  double seconds = 0.0;
+  for (const EpochRecord& e : r.epochs) seconds += e.seconds;
+  json row = {{"experiment", r.run.experiment},
+              {"model", r.run.label},
+              {"config", r.run.config},
+              {"run", r.run.name},
+              {"run_dir", "runs/" + r.run.name},
+              {"overrides", r.run.overrides},
+              {"sigma", r.run.sigma ? json(*r.run.sigma) : json(nullptr)},
+              {"metric", r.metric},
+              {"device", r.device},
+              {"paper", optional_number(r.run.paper)},
+              {"epochs", r.epochs.size()},
+              {"parameters", r.parameters},
+              {"peak_memory_bytes", r.peak_bytes},
+              {"seconds_per_epoch", seconds / static_cast<double>(r.epochs.size())},
+              {"seconds_total", r.seconds},
+              {"paper_protocol", {{"epoch", best.epoch}, {"test", optional_number(best.test_metric)}}},
+              {"clean_protocol",
+               {{"epoch", chosen.epoch},
+                {"validation", optional_number(chosen.validation_metric)},
+                {"test", optional_number(chosen.test_metric)}}},
+              {"final",
+               {{"train_loss", last.train_loss},
+                {"validation_loss", optional_number(last.validation_loss)},
+                {"test_loss", optional_number(last.test_loss)},
+                {"validation", optional_number(last.validation_metric)},
+                {"test", optional_number(last.test_metric)}}}};
+  json solves = json::object();
+  for (const auto& [layer, pair] : r.solves) {
+    solves[layer]["forward"] = pair.first.to_json();
+    if (pair.second.samples > 0) solves[layer]["backward"] = pair.second.to_json();
+  }
+  row["fixed_point"] = solves;
+  json curve = json::array();
+  for (const EpochRecord& e : r.epochs)
+    curve.push_back({{"epoch", e.epoch},
+                     {"train_loss", e.train_loss},
+                     {"validation_loss", optional_number(e.validation_loss)},
+                     {"test_loss", optional_number(e.test_loss)},
+                     {"validation", optional_number(e.validation_metric)},
+                     {"test", optional_number(e.test_metric)}});
+  row["curve"] = curve;
+  row["images"] = r.images;
+  return row;
+}
+
+}  // namespace fpi_cli::bench
