@@ -70,6 +70,19 @@ struct FixedPointOptions {
   // The estimate is ‖(∂g/∂x)ᵀ v‖ for the last unit iterate v: a lower bound on the norm, and the
   // radius itself when one real eigenvalue dominates.
   int spectral_radius_iterations = 0;
+  // A diagnostic, off at 0: on the first backward pass and every this many after it (counted in the
+  // stats object, FixedPointStats::backward_passes, which nn::FixedPointLayer carries from one call's
+  // stats to the next), the gradient this layer hands on for a few of its samples is compared with
+  // the one backpropagating through `gradient_check_unroll` damped steps of g from x̂ gives (summed
+  // from vector-Jacobian products, without a tape), a route that shares only g's own derivatives with
+  // the backward FPI: no solver, stopping test or backward mode. The angle between them shows when
+  // the backward FPI has stopped giving useful gradients: a stalled backward solve, a backward mode
+  // that drops (∂g/∂x)ᵀ, or a fixed point the theory does not cover. Above gradient_check_max_degrees
+  // it is reported under on_nonconvergence.
+  int gradient_check_every = 0;
+  int gradient_check_samples = 4;
+  int gradient_check_unroll = 200;
+  double gradient_check_max_degrees = 5.0;
 };
 
 // What one solve did, per sample (one entry when per_sample is false).
@@ -88,11 +101,25 @@ struct SolveStats {
   double max_residual() const;
 };
 
+// The outcome of one gradient self-check (FixedPointOptions::gradient_check_every).
+struct GradientCheck {
+  bool ran = false;
+  std::int64_t samples = 0;      // how many of the batch's converged samples were checked
+  double angle_degrees = 0.0;    // between the layer's gradient and the unrolled reference
+  double relative_error = 0.0;   // ‖layer − reference‖ / ‖reference‖
+  // The unrolled reference moved by less than 1 % between half and all of its steps. When it did not
+  // (∂g/∂x is not a contraction under the damping the forward used), the check says nothing either way
+  // and is not reported.
+  bool reference_settled = false;
+};
+
 struct FixedPointStats {
   std::string layer;
   SolveStats forward;
   SolveStats backward;  // filled when the backward pass runs
   std::vector<double> spectral_radius;  // per sample, when options.spectral_radius_iterations > 0
+  GradientCheck gradient_check;         // of the last backward pass; `ran` is false when it was not checked
+  std::int64_t backward_passes = 0;     // counts the passes, to space the gradient checks
 };
 
 std::ostream& operator<<(std::ostream& out, const SolveStats& s);

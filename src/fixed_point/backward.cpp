@@ -158,7 +158,7 @@ namespace {
 
 // Gradients of <c, g(x̂, inputs)> w.r.t. the wanted inputs, through the step graph.
 Tensors input_gradients(const Problem& p, const StepGraph& step, const Tensor& c, const Tensors& inputs,
-                        const std::vector<bool>& wanted) {
+                        const std::vector<bool>& wanted, bool retain_graph = false) {
   Tensors targets;
   std::vector<std::size_t> slots;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -168,9 +168,29 @@ Tensors input_gradients(const Problem& p, const StepGraph& step, const Tensor& c
   }
   Tensors grads(inputs.size());
   if (targets.empty()) return grads;
-  const Tensors found = autograd::grad({step.y}, targets, {c}, {.allow_unused = true});
+  const Tensors found = autograd::grad({step.y}, targets, {c}, {.retain_graph = retain_graph, .allow_unused = true});
   for (std::size_t k = 0; k < slots.size(); ++k) grads[slots[k]] = found[k];
   return grads;
+}
+
+// See FixedPointOptions::gradient_check_every: the check runs on a step graph of its own rows, so the
+// gradients compared are those of the same few samples by both routes.
+GradientCheck check_gradient(const Problem& p, const Tensor& x_rows, const Tensor& gl_rows, const Tensor& c,
+                             const Tensors& inputs, const std::vector<bool>& wanted, const SolveStats& forward) {
+  const Rows rows = gradient_check_rows(forward, p.options.gradient_check_samples);
+  if (rows.empty()) return {};
+  const StepGraph step = build_step(p, x_rows, inputs, rows, wanted);
+  const auto flat_gradients = [&](const Tensor& c_rows) {
+    Tensors parts;
+    for (const Tensor& g : input_gradients(p, step, c_rows, inputs, wanted, true))
+      if (g.defined()) parts.push_back(g.reshape({-1}));
+    return parts.empty() ? zeros({0}, c_rows.options()) : concat(parts, 0);
+  };
+  std::vector<double> damping;
+  for (std::int64_t r : rows) damping.push_back(std::min(p.forward_damping[r], p.options.backward.damping));
+  const Tensor beta = from_vector(damping, Shape{static_cast<std::int64_t>(rows.size()), 1}, c.options());
+  return compare_with_unrolled([&](const Tensor& v) { return vjp_x(step, v); }, flat_gradients, take_rows(c, rows),
+                               take_rows(gl_rows, rows), beta, p.options.gradient_check_unroll);
 }
 
 // Identity in value; its backward sends the gradient on to `result`'s own graph and, through a VJP
@@ -284,6 +304,10 @@ class FixedPointNode final : public autograd::Node {
     Tensors inputs;
     for (const auto& s : saved_) inputs.push_back(s.unpack(self, "fixed_point"));
     const Tensor x_hat = output_.unpack(self, "fixed_point");
+    const std::int64_t pass = stats_->backward_passes++;
+    stats_->gradient_check = GradientCheck{};
+    // The create_graph path is not checked: its c comes from an FPI layer of its own, whose gradient
+    // the check would have to follow through a second level.
     if (autograd::grad_enabled()) {
       Tensors grads = differentiable_gradients(problem_, x_hat, gl, inputs, wanted, *stats_);
       if (stats_->backward.ran) report_nonconvergence(stats_->backward, problem_.options, "backward");
@@ -309,7 +333,12 @@ class FixedPointNode final : public autograd::Node {
       case FixedPointBackward::Unrolled:
         fail("fixed_point '", problem_.options.name, "': internal error, an unrolled forward recorded an FPI node");
     }
-    return input_gradients(problem_, full, c, inputs, wanted);
+    Tensors grads = input_gradients(problem_, full, c, inputs, wanted);
+    if (problem_.options.gradient_check_every > 0 && pass % problem_.options.gradient_check_every == 0) {
+      stats_->gradient_check = check_gradient(problem_, x_rows, gl_rows, c, inputs, wanted, stats_->forward);
+      report_gradient_check(stats_->gradient_check, problem_.options);
+    }
+    return grads;
   }
 
   void release() override {

@@ -54,10 +54,7 @@ Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, R
   return gx.reshape({k, p.geometry.width});
 }
 
-namespace {
-
-// Throws or warns as the layer's policy says (the caller has already skipped Ignore).
-void report(const FixedPointOptions& options, const std::string& message) {
+void report_problem(const FixedPointOptions& options, const std::string& message) {
   if (options.on_nonconvergence == NonConvergencePolicy::Error) throw Error(message);
 
   // Warnings are rate-limited per layer so that a long training run stays readable.
@@ -71,8 +68,6 @@ void report(const FixedPointOptions& options, const std::string& message) {
     std::cerr << "fpi: warning: further non-convergence warnings for '" << options.name << "' are suppressed\n";
 }
 
-}  // namespace
-
 void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& options, const char* direction) {
   const auto failed = static_cast<std::int64_t>(std::count(stats.converged.begin(), stats.converged.end(), 0));
   if (failed == 0 || options.on_nonconvergence == NonConvergencePolicy::Ignore) return;
@@ -84,7 +79,7 @@ void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& opt
   if (stats.cycle_count() > 0) message << "; " << stats.cycle_count() << " caught in a period-2 cycle";
   message << ". A contractive g converges: lower its Lipschitz constant (nn::LipschitzBound), use damping or "
              "Anderson, or raise max_iterations.";
-  report(options, message.str());
+  report_problem(options, message.str());
 }
 
 namespace {
@@ -99,7 +94,7 @@ void report_repelling(const std::vector<double>& radius, const FixedPointOptions
           << *std::max_element(radius.begin(), radius.end())
           << " (at least 1), so the backward FPI, which assumes a contraction, cannot be trusted there. Lower g's "
              "Lipschitz constant (nn::LipschitzBound).";
-  report(options, message.str());
+  report_problem(options, message.str());
 }
 
 }  // namespace
@@ -112,6 +107,14 @@ void validate_options(const FixedPointOptions& o) {
   FPI_CHECK(o.exact_max_state >= 1, "fixed_point '", o.name, "': exact_max_state must be positive");
   FPI_CHECK(o.spectral_radius_iterations >= 0, "fixed_point '", o.name,
             "': spectral_radius_iterations must be 0 (off) or positive, got ", o.spectral_radius_iterations);
+  FPI_CHECK(o.gradient_check_every >= 0, "fixed_point '", o.name,
+            "': gradient_check_every must be 0 (off) or positive, got ", o.gradient_check_every);
+  FPI_CHECK(o.gradient_check_samples >= 1, "fixed_point '", o.name,
+            "': gradient_check_samples must be positive, got ", o.gradient_check_samples);
+  FPI_CHECK(o.gradient_check_unroll >= 2, "fixed_point '", o.name,
+            "': gradient_check_unroll must be at least 2, got ", o.gradient_check_unroll);
+  FPI_CHECK(o.gradient_check_max_degrees >= 0.0 && o.gradient_check_max_degrees <= 180.0, "fixed_point '", o.name,
+            "': gradient_check_max_degrees must lie in [0, 180], got ", o.gradient_check_max_degrees);
 }
 
 void validate_inputs(const Tensors& inputs, std::size_t batched, const Tensor& x0, const FixedPointOptions& o) {
@@ -197,6 +200,7 @@ Tensor fixed_point(const FixedPointStep& g, const Tensors& inputs, std::size_t b
   stats->layer = options.name;
   stats->backward = SolveStats{};
   stats->spectral_radius.clear();
+  stats->gradient_check = GradientCheck{};
   Problem problem{g, batched_inputs, options, Geometry(x0.shape(), options.per_sample), {}};
   const bool recording = autograd::grad_enabled() && autograd::any_requires_grad(std::span<const Tensor>(inputs));
 

@@ -1,6 +1,7 @@
 // Internals shared by the FPI layer's forward (forward.cpp) and backward (backward.cpp).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -48,6 +49,9 @@ class RestrictedInputs {
 // Evaluates g on the given samples of a (k, width) state, checking what g returns.
 Tensor evaluate_rows(const Problem& p, const Tensor& x_rows, const Rows& rows, RestrictedInputs& inputs);
 
+// Throws or warns as the layer's on_nonconvergence policy says (callers skip Ignore themselves).
+void report_problem(const FixedPointOptions& options, const std::string& message);
+
 // Applies the non-convergence policy to a finished solve (warn, throw or stay quiet).
 void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& options, const char* direction);
 
@@ -55,6 +59,16 @@ void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& opt
 // at the rows `x_rows` (S, width) of x̂ (see FixedPointOptions::spectral_radius_iterations).
 std::vector<double> estimate_spectral_radius(const Problem& p, const Tensor& x_rows, const Tensors& inputs,
                                              int iterations);
+
+// The gradient self-check (gradient_check.cpp). The rows checked: the first `count` samples whose
+// forward solve converged.
+Rows gradient_check_rows(const SolveStats& forward, int count);
+// Compares input_gradients(c) with input_gradients(c_K), c_K the unrolled reference of `steps` terms
+// built from `vjp` ((∂g/∂x)ᵀ v on the checked rows), the incoming gradient u and the per-row damping (k, 1).
+GradientCheck compare_with_unrolled(const std::function<Tensor(const Tensor&)>& vjp,
+                                    const std::function<Tensor(const Tensor&)>& input_gradients, const Tensor& c,
+                                    const Tensor& u, const Tensor& damping, int steps);
+void report_gradient_check(const GradientCheck& check, const FixedPointOptions& options);
 
 // Records the FPI node that makes x̂ differentiable w.r.t. `inputs`.
 void attach_fixed_point_node(Tensor& x_hat, const Problem& problem, const Tensors& inputs,

@@ -77,7 +77,11 @@ Tensor FixedPointLayer::forward(const Tensor& z, const Tensor& x0) {
     for (auto& [name, module] : map->named_modules())
       if (auto bound = std::dynamic_pointer_cast<LipschitzBound>(module)) bound->update();
   }
+  // Fresh stats per call, so that a graph still waiting for its backward keeps its own; the count of
+  // backward passes carries over because it spaces the gradient checks.
+  const std::int64_t backward_passes = stats_->backward_passes;
   stats_ = std::make_shared<FixedPointStats>();
+  stats_->backward_passes = backward_passes;
   Tensors inputs{z};
   for (const auto& p : map->parameters()) inputs.push_back(p);
   const auto step = [m = map](const Tensor& x, const Tensors& in) { return m->step(x, in[0]); };

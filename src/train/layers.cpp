@@ -247,6 +247,19 @@ SolverOptions read_solver(JsonObject& args, const std::string& key) {
   return s;
 }
 
+// The "gradient_check" object: fpi::FixedPointOptions::gradient_check_every and its companions; off
+// (every = 0) when absent.
+void read_gradient_check(JsonObject& args, FixedPointOptions& options) {
+  JsonObject object = args.object("gradient_check", nlohmann::json::object());
+  options.gradient_check_every = static_cast<int>(object.integer("every", 0, kMaxCount, 0));
+  options.gradient_check_samples =
+      static_cast<int>(object.integer("samples", 1, kMaxCount, options.gradient_check_samples));
+  options.gradient_check_unroll = static_cast<int>(object.integer("unroll", 2, kMaxCount, options.gradient_check_unroll));
+  options.gradient_check_max_degrees =
+      object.number("max_degrees", 0.0, 180.0, options.gradient_check_max_degrees);
+  args.resolve("gradient_check", object.finish());
+}
+
 std::string solver_text(const SolverOptions& s) {
   return detail::concat(s.solver == FixedPointSolver::Picard ? "picard" : "anderson", " tol ",
                         short_number(s.tolerance), " max ", s.max_iterations);
@@ -316,6 +329,7 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
                               : policy == "error" ? NonConvergencePolicy::Error
                                                   : NonConvergencePolicy::Ignore;
   options.per_sample = args.boolean("per_sample", true);
+  read_gradient_check(args, options);
 
   summary += detail::concat(", forward ", solver_text(options.forward), ", backward ", backward_mode);
   if (options.backward_mode == FixedPointBackward::Implicit)

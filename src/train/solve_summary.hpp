@@ -3,6 +3,7 @@
 // checkpoint reports exactly what the uninterrupted run reports.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,7 @@ class SolveAccumulators {
  public:
   explicit SolveAccumulators(const GraphModule& model) : layers_(model.fixed_point_layers()) {
     sums_.resize(layers_.size());
+    checks_.resize(layers_.size());
   }
 
   // Adds the forward (or backward) statistics of every FPI layer's last call.
@@ -30,7 +32,7 @@ class SolveAccumulators {
   std::vector<FixedPointSummary> summaries() const {
     std::vector<FixedPointSummary> out;
     for (std::size_t i = 0; i < layers_.size(); ++i)
-      out.push_back({layers_[i].first, summary(sums_[i][0]), summary(sums_[i][1])});
+      out.push_back({layers_[i].first, summary(sums_[i][0]), summary(sums_[i][1]), summary(checks_[i])});
     return out;
   }
 
@@ -42,6 +44,17 @@ class SolveAccumulators {
         out.set(prefix + layers_[i].first + (direction == 0 ? ".forward" : ".backward"),
                 std::vector<std::int64_t>{s.samples, s.iterations, s.max_iterations, s.converged});
       }
+    // Only layers that check their gradients write these (with the layer's count of backward passes),
+    // so checkpoints of runs without the check read as before.
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      if (!checks_enabled(i)) continue;
+      const CheckSums& c = checks_[i];
+      const std::string key = prefix + layers_[i].first + ".gradient_check";
+      out.set(key, std::vector<std::int64_t>{c.checks, c.unsettled, c.flagged,
+                                             layers_[i].second->stats().backward_passes});
+      out.set(key + ".max_angle", c.max_angle);
+      out.set(key + ".angle_sum", c.angle_sum);
+    }
   }
   void load(StateReader& in, const std::string& prefix) {
     for (std::size_t i = 0; i < layers_.size(); ++i)
@@ -51,17 +64,53 @@ class SolveAccumulators {
         FPI_CHECK(v.size() == 4, in.where(), ": key '", key, "' holds ", v.size(), " numbers, expected 4");
         sums_[i][direction] = {v[0], v[1], v[2], v[3]};
       }
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      if (!checks_enabled(i)) continue;
+      const std::string key = prefix + layers_[i].first + ".gradient_check";
+      const std::vector<std::int64_t>& v = in.get_int64_list(key);
+      FPI_CHECK(v.size() == 4, in.where(), ": key '", key, "' holds ", v.size(), " numbers, expected 4");
+      checks_[i] = {v[0], v[1], v[2], in.get_double(key + ".max_angle"), in.get_double(key + ".angle_sum")};
+      // The checks fall on the same steps as in the run that wrote the checkpoint.
+      layers_[i].second->stats().backward_passes = v[3];
+    }
   }
 
  private:
   struct Sums {
     std::int64_t samples = 0, iterations = 0, max_iterations = 0, converged = 0;
   };
+  struct CheckSums {
+    std::int64_t checks = 0, unsettled = 0, flagged = 0;
+    double max_angle = 0.0, angle_sum = 0.0;  // over the settled checks
+  };
+
+  bool checks_enabled(std::size_t layer) const { return layers_[layer].second->options().gradient_check_every > 0; }
+
+  void add_check(std::size_t layer) {
+    const GradientCheck& check = layers_[layer].second->stats().gradient_check;
+    if (!check.ran) return;
+    CheckSums& c = checks_[layer];
+    ++c.checks;
+    if (!check.reference_settled) {
+      ++c.unsettled;
+      return;
+    }
+    if (check.angle_degrees > layers_[layer].second->options().gradient_check_max_degrees) ++c.flagged;
+    c.max_angle = std::max(c.max_angle, check.angle_degrees);
+    c.angle_sum += check.angle_degrees;
+  }
+
+  static GradientCheckSummary summary(const CheckSums& c) {
+    const std::int64_t settled = c.checks - c.unsettled;
+    return {c.checks, c.unsettled, c.flagged, c.max_angle,
+            settled > 0 ? c.angle_sum / static_cast<double>(settled) : 0.0};
+  }
 
   void add(int direction) {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const FixedPointStats& stats = layers_[i].second->stats();
       const SolveStats& solve = direction == 0 ? stats.forward : stats.backward;
+      if (direction == 1) add_check(i);
       if (!solve.ran) continue;
       Sums& s = sums_[i][direction];
       for (std::size_t k = 0; k < solve.iterations.size(); ++k) {
@@ -85,6 +134,7 @@ class SolveAccumulators {
 
   std::vector<std::pair<std::string, std::shared_ptr<nn::FixedPointLayer>>> layers_;
   std::vector<std::array<Sums, 2>> sums_;
+  std::vector<CheckSums> checks_;
 };
 
 }  // namespace fpi::train

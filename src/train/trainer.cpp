@@ -167,6 +167,12 @@ json solves_json(const std::vector<FixedPointSummary>& layers) {
   for (const FixedPointSummary& layer : layers) {
     json entry = {{"forward", summary_json(layer.forward)}};
     if (layer.backward.samples > 0) entry["backward"] = summary_json(layer.backward);
+    if (const GradientCheckSummary& check = layer.gradient_check; check.checks > 0)
+      entry["gradient_check"] = {{"checks", check.checks},
+                                 {"unsettled", check.unsettled},
+                                 {"flagged", check.flagged},
+                                 {"max_angle_degrees", check.max_angle_degrees},
+                                 {"mean_angle_degrees", check.mean_angle_degrees}};
     out[layer.layer] = entry;
   }
   return out;

@@ -5,7 +5,7 @@
 // `<!-- keys: LOCATION -->` and has rows "| `key` | type | default | description |". LOCATION is
 // "config" (the top level), a top-level section ("model", "loss", "train", "eval", "checkpoint"), or the
 // name of a schema definition ("data_toy", "optimizer_sgd", "schedule_cosine", "layer" for the keys
-// every layer has, "layer_dense" for a layer type's own keys, "map_net", "solver").
+// every layer has, "layer_dense" for a layer type's own keys, "map_net", "solver", "gradient_check").
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -229,6 +229,7 @@ TEST(ModelsFolder, ReadmeLayerKeysAreTheGraphsKeys) {
   EXPECT_EQ(keys_of(fixed_point["map"]), readme_keys(tables, "map_net"));
   EXPECT_EQ(keys_of(fixed_point["forward"]), readme_keys(tables, "solver"));
   EXPECT_EQ(keys_of(fixed_point["backward"]), readme_keys(tables, "solver"));
+  EXPECT_EQ(keys_of(fixed_point["gradient_check"]), readme_keys(tables, "gradient_check"));
   EXPECT_EQ(keys_of(from_vectors["layers"][4]["map"]), readme_keys(tables, "map_energy"));
   EXPECT_EQ(keys_of(from_vectors), readme_keys(tables, "model"));
 }

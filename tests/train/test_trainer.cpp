@@ -186,6 +186,41 @@ TEST_F(TrainerTest, ResumingMidEpochAfterAStopEqualsAnUninterruptedRunBitForBit)
   EXPECT_EQ(last_weights(run("part")), last_weights(run("whole")));
 }
 
+TEST_F(TrainerTest, GradientChecksAreRecordedPerEpochAndResumeOnTheSameSteps) {
+  // Every 3rd of the 12 steps (0, 3, 6, 9): 2, 1 and 1 checks in the three epochs of 4 steps.
+  const std::vector<std::string> checked = {R"(model.layers[2].gradient_check={"every": 3})"};
+  TrainOptions whole;
+  whole.run_dir = run("whole");
+  fpi::train::train(config(checked), whole);
+  const auto records = metrics_without_time(run("whole"));
+  ASSERT_EQ(records.size(), 3u);
+  std::vector<std::int64_t> checks;
+  for (const auto& record : records) {
+    const nlohmann::json& check = record["train"]["fixed_point"]["fpi"]["gradient_check"];
+    checks.push_back(check["checks"].get<std::int64_t>());
+    EXPECT_EQ(check["unsettled"], 0);
+    EXPECT_EQ(check["flagged"], 0);
+    EXPECT_LT(check["max_angle_degrees"].get<double>(), 1.0) << "the implicit backward meets its reference";
+  }
+  EXPECT_EQ(checks, (std::vector<std::int64_t>{2, 1, 1}));
+
+  // Stopped after step 5 (epoch 2, batch 1), the resumed run checks step 6 as the whole run did.
+  std::atomic<bool> stop{false};
+  int steps = 0;
+  TrainOptions part;
+  part.run_dir = run("part");
+  part.stop_requested = &stop;
+  part.after_backward = [&](const std::vector<fpi::Tensor>&) {
+    if (++steps == 5) stop.store(true);
+  };
+  fpi::train::train(config(checked), part);
+  TrainOptions resumed;
+  resumed.run_dir = run("part");
+  resumed.resume = true;
+  fpi::train::train(fpi::train::load_run_config(run("part")), resumed);
+  EXPECT_EQ(metrics_without_time(run("part")), records);
+}
+
 TEST_F(TrainerTest, ANonFiniteLossStopsTheRunNamingTheStepAndKeepsTheLastGoodCheckpoint) {
   TrainOptions options;
   options.run_dir = run("nan");

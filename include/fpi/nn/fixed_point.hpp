@@ -78,6 +78,8 @@ class FixedPointLayer : public Module {
 
   // Diagnostics of the last call: the forward solve at once, the backward solve once it has run.
   const FixedPointStats& stats() const { return *stats_; }
+  // Writable for whoever restores a run: the count of backward passes spaces the gradient checks.
+  FixedPointStats& stats() { return *stats_; }
   FixedPointOptions& options() { return options_; }
   const Shape& state_shape() const { return state_shape_; }
 

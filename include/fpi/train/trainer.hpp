@@ -42,9 +42,19 @@ struct SolveSummary {
   double converged_fraction = 0.0;
 };
 
+// A fixed-point layer's gradient self-checks over an epoch (fpi::FixedPointOptions::gradient_check_every).
+struct GradientCheckSummary {
+  std::int64_t checks = 0;     // backward passes checked
+  std::int64_t unsettled = 0;  // of them, those whose unrolled reference had not converged: no verdict
+  std::int64_t flagged = 0;    // settled checks above the layer's gradient_check_max_degrees
+  double max_angle_degrees = 0.0;   // over the settled checks
+  double mean_angle_degrees = 0.0;  // over the settled checks
+};
+
 struct FixedPointSummary {
   std::string layer;  // the dotted module name ("fpi")
   SolveSummary forward, backward;
+  GradientCheckSummary gradient_check;
 };
 
 struct EvalResult {
