@@ -15,12 +15,13 @@ int cuda_device_count();
 // must synchronize before it reads the clock. A no-op on the CPU.
 void synchronize(Device device);
 
-// Threads of the CPU backend's element-wise and convolution loops (the caller's thread included). The
-// default is FPI_NUM_THREADS when set (a whole number from 1 to 1024; anything else is an fpi::Error at
-// the first parallel loop), else every hardware thread. OpenBLAS keeps its own pool, set by
-// OPENBLAS_NUM_THREADS. set_num_threads replaces the pool, so call it between operations, not while
-// another thread runs fpi ops; it throws outside 1..1024. Where the system refuses to start a thread,
-// the pool makes do with fewer (num_threads() says how many).
+// Threads of the CPU backend's loops, convolutions and matrix products (the caller's thread included).
+// The default is FPI_NUM_THREADS when set (a whole number from 1 to 1024; anything else is an fpi::Error
+// at the first parallel loop), else every hardware thread. It is the one setting: OpenBLAS is kept
+// single-threaded whatever OPENBLAS_NUM_THREADS says, and fpi's pool shares out each large matrix
+// product, so two pools never wait on the same cores. set_num_threads replaces the pool, so call it
+// between operations, not while another thread runs fpi ops; it throws outside 1..1024. Where the
+// system refuses to start a thread, the pool makes do with fewer (num_threads() says how many).
 int num_threads();
 void set_num_threads(int threads);
 

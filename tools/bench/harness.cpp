@@ -260,12 +260,10 @@ void Harness::parse(int argc, char** argv) {
 
 std::string Harness::threads_description() const {
   const char* fpi_env = std::getenv("FPI_NUM_THREADS");
-  const char* blas_env = std::getenv("OPENBLAS_NUM_THREADS");
   const std::string source = threads_ ? std::string("--threads")
                              : fpi_env ? std::string("FPI_NUM_THREADS=") + fpi_env
                                        : std::string("FPI_NUM_THREADS unset: every core");
-  return format("fpi %d (%s), OPENBLAS_NUM_THREADS %s", num_threads(), source.c_str(),
-                blas_env ? blas_env : "unset (all cores)");
+  return format("fpi %d (%s), OpenBLAS single-threaded within them", num_threads(), source.c_str());
 }
 
 Table& Harness::table(std::string name, std::vector<Column> columns, int indent) {

@@ -74,7 +74,8 @@ Command add_info(CLI::App& app) {
               << (threads_env ? std::string(" (FPI_NUM_THREADS=") + threads_env + ")"
                               : std::string(" (all cores; set FPI_NUM_THREADS to change)"))
               << "\n"
-              << "BLAS          " << openblas_get_config() << ", " << openblas_get_num_threads() << " threads\n"
+              << "BLAS          " << openblas_get_config() << ", " << openblas_get_num_threads()
+              << " thread per call; fpi's CPU threads share out large matrix products\n"
               << "CUDA backend  " << cuda_status() << "\n";
     return 0;
   };

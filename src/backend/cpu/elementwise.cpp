@@ -4,6 +4,7 @@
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/dispatch.hpp"
+#include "backend/cpu/parallel.hpp"
 #include "backend/cpu/strided_loop.hpp"
 #include "backend/scalar_ops.hpp"
 
@@ -111,6 +112,9 @@ void CpuBackend::binary(BinaryOp op, const Tensor& dst, const Tensor& lhs, const
 }
 
 CpuBackend& cpu_backend() {
+  // The pool is made with the backend: making it sets OpenBLAS's thread count (parallel.hpp), which
+  // must happen before the first BLAS or LAPACK call.
+  [[maybe_unused]] static const int pool_size = num_threads();
   static CpuBackend instance;
   return instance;
 }

@@ -1,6 +1,8 @@
 // Fork-join pool: the calling thread takes a chunk too, so n threads means n - 1 workers.
 #include "backend/cpu/parallel.hpp"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <charconv>
 #include <condition_variable>
@@ -125,9 +127,23 @@ class Pool {
   bool stopping_ = false;
 };
 
+GemmThreading current_gemm_threading = GemmThreading::Pool;
+
+// OpenBLAS starts its threads when it loads, sized by OPENBLAS_NUM_THREADS or the core count; fpi
+// overrides that whenever its own pool is made, so FPI_NUM_THREADS and set_num_threads are the one knob.
+void configure_blas(int pool_size) {
+  openblas_set_num_threads(current_gemm_threading == GemmThreading::Pool ? 1 : pool_size);
+}
+
+std::unique_ptr<Pool> make_pool(int threads) {
+  auto pool = std::make_unique<Pool>(threads);
+  configure_blas(pool->size());
+  return pool;
+}
+
 // Replaced whole by set_num_threads: a pool's size is fixed for its workers' lifetime.
 std::unique_ptr<Pool>& pool_slot() {
-  static std::unique_ptr<Pool> slot = std::make_unique<Pool>(configured_threads());
+  static std::unique_ptr<Pool> slot = make_pool(configured_threads());
   return slot;
 }
 
@@ -143,7 +159,15 @@ void set_num_threads(int threads) {
   FPI_CHECK(!in_parallel_region, "set_num_threads: called from inside a parallel region");
   if (threads == num_threads()) return;
   pool_slot().reset();
-  pool_slot() = std::make_unique<Pool>(threads);
+  pool_slot() = make_pool(threads);
+}
+
+GemmThreading gemm_threading() { return current_gemm_threading; }
+
+void set_gemm_threading(GemmThreading mode) {
+  FPI_CHECK(!in_parallel_region, "set_gemm_threading: called from inside a parallel region");
+  current_gemm_threading = mode;
+  configure_blas(num_threads());
 }
 
 void parallel_for_impl(std::int64_t begin, std::int64_t end, std::int64_t grain, RangeFn fn) {

@@ -1,5 +1,7 @@
-// A small fork-join pool for the CPU backend's element-wise loops. Workers sleep on a condition
-// variable between jobs rather than spin, so they do not steal cycles from OpenBLAS's own threads.
+// A small fork-join pool for the CPU backend's loops and GEMMs. Workers sleep on a condition variable
+// between jobs rather than spin. It is the only pool that runs: OpenBLAS is kept single-threaded and
+// gemm.cpp splits a large GEMM into one BLAS call per thread, because OpenBLAS's own idle threads
+// busy-wait with sched_yield after every call and took the cores from the loops that followed.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +27,15 @@ class RangeFn {
 };
 
 int num_threads();
+// Also sets OpenBLAS's thread count, as the GEMM threading below needs it.
 void set_num_threads(int threads);
+
+// Who runs a GEMM's threads. Pool, the default: OpenBLAS single-threaded, fpi's pool splits the GEMM.
+// OpenBlas: whole GEMMs go to OpenBLAS with as many threads as fpi's pool (fpi's behaviour before);
+// kept so tools/bench/threads.cpp can measure both in one process. Call it between operations.
+enum class GemmThreading { Pool, OpenBlas };
+GemmThreading gemm_threading();
+void set_gemm_threading(GemmThreading mode);
 
 // Calls fn on disjoint chunks covering [begin, end); runs inline when the range is below `grain`
 // or a parallel region is already active.
