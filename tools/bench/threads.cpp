@@ -182,9 +182,13 @@ __attribute__((target("avx512f"))) double fma_chains(long long rounds) {
   const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-7f);
   for (long long r = 0; r < rounds; ++r)
     for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], mul, add);
-  __m512 sum = acc[0];
-  for (int i = 1; i < 12; ++i) sum = _mm512_add_ps(sum, acc[i]);
-  return static_cast<double>(_mm512_reduce_add_ps(sum));
+  alignas(64) float lanes[16];
+  double sum = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm512_store_ps(lanes, acc[i]);
+    for (float lane : lanes) sum += lane;
+  }
+  return sum;
 }
 
 // Where the chains' results go, so that the compiler keeps the loops.
