@@ -211,11 +211,12 @@ double fma_peak_gflops(int threads, long long rounds) {
 
 
 // Switches the GEMM threading. Leaving "openblas", it lets OpenBLAS's idle threads finish their
-// busy-wait (about 0.1 s by default) before anything else is measured.
+// busy-wait (about 0.1 s by default) before anything else is measured; --quick measures nothing worth
+// the wait.
 // "main" is fpi before the pool split GEMMs, with OPENBLAS_NUM_THREADS unset: OpenBLAS on every core
 // whatever fpi's count.
-void use(int threads, const std::string& mode) {
-  const bool settle = backend::cpu::gemm_threading() == GemmThreading::OpenBlas;
+void use(int threads, const std::string& mode, bool quick) {
+  const bool settle = !quick && backend::cpu::gemm_threading() == GemmThreading::OpenBlas;
   set_num_threads(threads);
   backend::cpu::set_gemm_threading(mode == "pool" ? GemmThreading::Pool : GemmThreading::OpenBlas);
   if (mode == "main") openblas_set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
@@ -273,7 +274,7 @@ int main(int argc, char** argv) {
         // Interleaved: every mode once per round, so a burst of load from elsewhere hits all of them.
         for (int r = 0; r < repeat; ++r)
           for (std::size_t m = 0; m < mode_names.size(); ++m) {
-            use(threads, mode_names[m]);
+            use(threads, mode_names[m], harness.quick());
             const Meter meter;
             work();
             const Cost cost = meter.read();
@@ -314,7 +315,7 @@ int main(int argc, char** argv) {
       for (DType dtype : {kFloat32, kFloat64})
         for (std::size_t t = 0; t < counts.size(); ++t)
           for (const std::string& mode : mode_names) {
-            use(counts[t], mode);
+            use(counts[t], mode, harness.quick());
             const double gflops = gemm_gflops(s, dtype, gemm_repeat);
             const double peak = dtype == kFloat32 ? peaks[t] : peaks[t] / 2;
             table.add({text_cell(s.name), text_cell(dtype_name(dtype)), number_cell(counts[t], "%.0f"),
