@@ -12,7 +12,7 @@ namespace {
 // Multiply-adds below which waking the pool (tens of microseconds) costs more than it saves.
 constexpr std::int64_t kSplitWork = std::int64_t{1} << 18;
 // Blocks are whole multiples of this many rows or columns, so that every block but the last fills
-// OpenBLAS's register tiles (at most 16 wide for either dtype on AVX-512).
+// OpenBLAS's register tiles (at most 16 wide in its x86-64 kernels).
 constexpr std::int64_t kBlockAlign = 16;
 
 struct Operands {
@@ -20,8 +20,9 @@ struct Operands {
   std::int64_t lda, ldb, ldc;
 };
 
-// C[rows, cols] of matrix i of the batch, with the reduction over k untouched: every element of C is
-// the same dot product in the same order as in the unsplit call (the tests check bit-identity).
+// C[rows, cols] of matrix i of the batch; k is never cut. Float64 blocks are bit-identical to one call;
+// float32 ones are not, since OpenBLAS's sgemm result for an element depends on the call's shape, but
+// they are repeatable at a fixed thread count (tests/backend/test_gemm_split.cpp checks both).
 void call_blas(const GemmDesc& g, const Operands& o, std::int64_t i, std::int64_t row0, std::int64_t rows,
                std::int64_t col0, std::int64_t cols) {
   if (rows == 0 || cols == 0) return;
