@@ -25,6 +25,7 @@
 #pragma GCC diagnostic pop
 
 #include "fpi/data/arff.hpp"
+#include "fpi/data/flow.hpp"
 
 namespace fpi::train {
 namespace {
@@ -365,7 +366,7 @@ std::uint64_t seed_value(JsonObject& object, const std::string& key) {
 
 void read_data(JsonObject& root, RunConfig& config, DType dtype) {
   JsonObject data = root.object("data");
-  config.data_type = data.choice("type", {"bibtex", "denoising", "toy"});
+  config.data_type = data.choice("type", {"bibtex", "denoising", "flow", "toy"});
   if (config.data_type == "bibtex") {
     data::BibtexOptions o;
     o.dir = data.string("dir", o.dir);
@@ -389,6 +390,26 @@ void read_data(JsonObject& root, RunConfig& config, DType dtype) {
     o.verify_checksums = data.boolean("verify_checksums", o.verify_checksums);
     o.dtype = dtype;
     config.data = o;
+  } else if (config.data_type == "flow") {
+    data::FlowOptions o;
+    o.dir = data.string("dir", o.dir);
+    o.height = data.integer("height", 8, kMaxInt, o.height);
+    o.width = data.integer("width", 8, kMaxInt, o.width);
+    o.train_size = data.integer("train_size", 1, kMaxInt, o.train_size);
+    o.validation_size = data.integer("validation_size", 1, kMaxInt, o.validation_size);
+    o.test_size = data.integer("test_size", 1, kMaxInt, o.test_size);
+    o.validation_images = data.integer("validation_images", 1, kMaxInt, o.validation_images);
+    o.max_train_images = data.integer("max_train_images", 0, kMaxInt, o.max_train_images);
+    o.max_test_images = data.integer("max_test_images", 0, kMaxInt, o.max_test_images);
+    o.objects = data.integer("objects", 0, 16, o.objects);
+    o.max_translation = data.number("max_translation", 0, INFINITY, o.max_translation);
+    o.background_translation = data.number("background_translation", 0, INFINITY, o.background_translation);
+    o.max_rotation = data.number("max_rotation", 0, 90, o.max_rotation);
+    o.max_scale = data.number_in("max_scale", Interval{0, 0.5, false, true}, o.max_scale);
+    o.seed = seed_value(data, "seed");
+    o.verify_checksums = data.boolean("verify_checksums", o.verify_checksums);
+    o.dtype = dtype;
+    config.data = o;
   } else {
     data::ToyOptions o;
     o.dim = data.integer("dim", 1, kMaxInt, o.dim);
@@ -407,6 +428,7 @@ void read_data(JsonObject& root, RunConfig& config, DType dtype) {
 bool metric_fits(const std::string& metric, const std::string& data_type) {
   if (metric == "f1") return data_type == "bibtex";
   if (metric == "psnr") return data_type == "denoising";
+  if (metric == "epe") return data_type == "flow";
   return true;
 }
 
@@ -414,7 +436,7 @@ void read_metrics(JsonObject& root, RunConfig& config) {
   const json* given = root.raw_optional("metrics");
   config.metrics = {"loss"};
   if (given) {
-    const std::vector<std::string> allowed = {"loss", "mse", "psnr", "f1"};
+    const std::vector<std::string> allowed = {"loss", "mse", "psnr", "f1", "epe"};
     if (!given->is_array()) config_fail("metrics: expected an array of distinct items, each one of ",
                                         quoted_list(allowed), ", got ", render_json(*given));
     for (std::size_t i = 0; i < given->size(); ++i) {
@@ -425,7 +447,8 @@ void read_metrics(JsonObject& root, RunConfig& config) {
       const std::string name = m.get<std::string>();
       if (!metric_fits(name, config.data_type))
         config_fail(at, ": \"", name, "\" does not apply to data.type \"", config.data_type, "\" (",
-                    name == "f1" ? "f1 needs bibtex" : "psnr needs denoising", ")");
+                    name == "f1" ? "f1 needs bibtex" : name == "psnr" ? "psnr needs denoising" : "epe needs flow",
+                    ")");
       if (name != "loss") {
         if (std::find(config.metrics.begin(), config.metrics.end(), name) != config.metrics.end())
           config_fail(at, ": \"", name, "\" is listed twice");
@@ -513,7 +536,7 @@ void read_eval(JsonObject& root, RunConfig& config) {
   EvalConfig& e = config.eval;
   e.split = in.choice("split", {"validation", "test"}, "validation");
   e.every = in.integer("every", 1, kMaxInt, 1);
-  e.metric = in.choice("metric", {"loss", "mse", "psnr", "f1"}, "loss");
+  e.metric = in.choice("metric", {"loss", "mse", "psnr", "f1", "epe"}, "loss");
   if (std::find(config.metrics.begin(), config.metrics.end(), e.metric) == config.metrics.end())
     config_fail(in.key_path("metric"), ": expected one of the configured metrics (", quoted_list(config.metrics),
                 "), got ", render_json(e.metric), "; add it to \"metrics\"");
@@ -641,6 +664,7 @@ data::Splits make_splits(const RunConfig& config) {
         using Options = std::decay_t<decltype(options)>;
         if constexpr (std::is_same_v<Options, data::BibtexOptions>) return data::bibtex_splits(options);
         else if constexpr (std::is_same_v<Options, data::DenoisingOptions>) return data::denoising_splits(options);
+        else if constexpr (std::is_same_v<Options, data::FlowOptions>) return data::flow_splits(options);
         else return data::toy_splits(options);
       },
       config.data);
@@ -650,6 +674,10 @@ std::vector<data::FieldSpec> data_fields(const RunConfig& config) {
   if (config.data_type == "bibtex")
     return {{"features", {data::kBibtexFeatures}}, {"labels", {data::kBibtexLabels}}};
   if (config.data_type == "denoising") return {{"noisy", {1, -1, -1}}, {"clean", {1, -1, -1}}};
+  if (config.data_type == "flow") {
+    const auto& o = std::get<data::FlowOptions>(config.data);
+    return {{"frames", {2, o.height, o.width}}, {"flow", {2, o.height, o.width}}, {"visible", {1, o.height, o.width}}};
+  }
   const std::int64_t dim = std::get<data::ToyOptions>(config.data).dim;
   return {{"input", {dim}}, {"target", {dim}}};
 }

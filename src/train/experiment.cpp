@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "fpi/data/flow.hpp"
 #include "fpi/data/metrics.hpp"
 #include "fpi/device.hpp"
 #include "fpi/grad_mode.hpp"
@@ -110,6 +111,9 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
         for (double value : data::psnr_per_sample(clamp(prediction, 0.0, 1.0), target)) sums["psnr"] += value;
       } else if (metric == "f1") {
         sums["f1"] += data::example_f1(prediction, target) * static_cast<double>(n);
+      } else if (metric == "epe") {
+        // Every pixel counts, occluded or not, as in FlowNet's aEPE on Flying Chairs.
+        sums["epe"] += data::average_epe(prediction, target) * static_cast<double>(n);
       }
     }
     if (outputs) outputs(batch, prediction);

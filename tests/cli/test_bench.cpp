@@ -178,14 +178,51 @@ TEST_F(BenchCliTest, KeepsEarlierResultsWithoutForce) {
   EXPECT_EQ(json::parse(fpi::io::read_file((out_ / "results.json").string()))["results"].size(), 3u);
 }
 
+// The optical-flow section: both rows with aEPE per epoch, the FPI layer's solves and extra parameters,
+// the Figure 5 plot's numbers and the flow pictures on the page.
+TEST_F(BenchCliTest, QuickFlowWritesTheFigureAndFlowPictures) {
+  const Outcome run = run_fpi("bench paper --profile quick --only flow --out '" + out_.string() + "'");
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("Optical flow (Section 4.3, Figure 5)"), std::string::npos) << run.output;
+  const json results = json::parse(fpi::io::read_file((out_ / "results.json").string()));
+  ASSERT_EQ(results["results"].size(), 2u);
+  const json& fpi_row = results["results"][0];
+  const json& ff_row = results["results"][1];
+  EXPECT_EQ(fpi_row["config"], "flow_fpi");
+  EXPECT_EQ(ff_row["config"], "flow_feedforward");
+  for (const json* row : {&fpi_row, &ff_row}) {
+    EXPECT_EQ((*row)["metric"], "epe");
+    ASSERT_EQ((*row)["curve"].size(), 2u);
+    for (const json& epoch : (*row)["curve"]) EXPECT_GT(epoch["test"].get<double>(), 0.0);
+    ASSERT_EQ((*row)["images"].size(), 3u);
+    for (const json& image : (*row)["images"]) EXPECT_TRUE(fs::is_regular_file(out_ / image.get<std::string>()));
+  }
+  // The FPI layer adds a few parameters and runs solves; the feed-forward net has none.
+  const long long extra = fpi_row["parameters"].get<long long>() - ff_row["parameters"].get<long long>();
+  EXPECT_GT(extra, 0);
+  EXPECT_LT(extra, ff_row["parameters"].get<long long>() / 10);
+  EXPECT_GE(fpi_row["fixed_point"]["fpi"]["forward"]["max_iterations"].get<int>(), 1);
+  EXPECT_TRUE(ff_row["fixed_point"].empty());
+  const std::string tables = fpi::io::read_file((out_ / "tables.md").string());
+  EXPECT_NE(tables.find("| FlowNet-style + FPI layer |"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("+" + std::to_string(extra) + " ("), std::string::npos) << tables;
+  std::istringstream csv(fpi::io::read_file((out_ / "flow.csv").string()));
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "epoch,flow_fpi_test_epe,flow_feedforward_test_epe");
+  const std::string html = fpi::io::read_file((out_ / "report.html").string());
+  EXPECT_NE(html.find("true flow | predicted flow"), std::string::npos);
+  for (const std::string& file : references(html)) EXPECT_TRUE(fs::is_regular_file(out_ / file)) << file;
+}
+
 TEST_F(BenchCliTest, RejectsBadArguments) {
   const struct {
     const char* args;
     const char* message;
   } rows[] = {
-      {"bench paper --only toy,flow --out ", "flow not in {toy,bibtex,denoise}"},
+      {"bench paper --only toy,chairs --out ", "chairs not in {toy,bibtex,denoise,flow}"},
       {"bench paper --profile fast --out ", "fast not in {quick,cpu,gpu}"},
-      {"bench paper --only --out ", "--only: --out not in {toy,bibtex,denoise}"},
+      {"bench paper --only --out ", "--only: --out not in {toy,bibtex,denoise,flow}"},
       {"bench", "A subcommand is required"},
       {"bench paper --models no-such-folder --out ", "no folder 'no-such-folder' of model configs here"},
   };

@@ -108,7 +108,7 @@ TEST(ModelsFolder, EmbeddedSchemaIsTheFile) {
 
 TEST(ModelsFolder, EveryConfigLoadsAndBuilds) {
   const std::vector<fs::path> paths = model_configs();
-  EXPECT_EQ(paths.size(), 8u);
+  EXPECT_EQ(paths.size(), 10u);
   for (const fs::path& path : paths) {
     SCOPED_TRACE(path.string());
     RunConfig config = load_config(path.string());
@@ -190,10 +190,12 @@ TEST(ModelsFolder, ReadmeKeysAreTheLoadersKeys) {
     c["schedule"] = schedule;
     EXPECT_EQ(resolved_keys(c, "/schedule"), readme_keys(tables, "schedule_" + type)) << type;
   }
-  for (const char* type : {"bibtex", "denoising", "toy"}) {
+  const std::map<std::string, std::string> targets = {
+      {"bibtex", "labels"}, {"denoising", "clean"}, {"flow", "flow"}, {"toy", "target"}};
+  for (const auto& [type, target] : targets) {
     json c = config;
     c["data"] = {{"type", type}};
-    c["loss"]["target"] = type == std::string("bibtex") ? "labels" : type == std::string("toy") ? "target" : "clean";
+    c["loss"]["target"] = target;
     EXPECT_EQ(resolved_keys(c, "/data"), readme_keys(tables, std::string("data_") + type)) << type;
   }
 }

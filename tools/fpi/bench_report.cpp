@@ -63,6 +63,44 @@ std::string html_table(const Table& t) {
 
 bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
 
+// "-" for a row without a fixed-point layer, or a solve that never ran.
+std::string converged_text(const Solve& solve) {
+  return solve.samples > 0 ? fixed(100.0 * solve.to_json()["converged_fraction"].get<double>(), 2) + "%" : "-";
+}
+
+std::string iterations_text(const Solve& solve) {
+  return solve.samples > 0 ? fixed(solve.to_json()["mean_iterations"].get<double>(), 1) + "/" +
+                                 std::to_string(solve.max_iterations)
+                           : "-";
+}
+
+double seconds_per_epoch(const RunResult& r) {
+  double seconds = 0.0;
+  for (const EpochRecord& e : r.epochs) seconds += e.seconds;
+  return seconds / static_cast<double>(r.epochs.size());
+}
+
+// Writes OUT/<name>.gp and runs gnuplot on it; returns the PNG's name, or empty with `problem` set.
+std::string run_gnuplot(const fs::path& out, const std::string& name, const std::string& script,
+                        std::string& problem) {
+  const std::string png = name + ".png";
+  fpi::io::write_file_atomically((out / (name + ".gp")).string(), script);
+  if (!have_gnuplot()) {
+    problem = "gnuplot was not found (Debian: apt-get install gnuplot-nox); the plotted numbers are in " + name +
+              ".csv and the script in " + name + ".gp";
+    return {};
+  }
+  const std::string command = "cd " + shell_quote(out.string()) + " && gnuplot " + shell_quote(name + ".gp") +
+                              " > " + shell_quote(name + ".gnuplot.log") + " 2>&1";
+  std::error_code ignored;
+  if (std::system(command.c_str()) != 0 || !fs::exists(out / png)) {
+    problem = "gnuplot failed on " + name + ".gp (its output is in " + name + ".gnuplot.log)";
+    return {};
+  }
+  fs::remove(out / (name + ".gnuplot.log"), ignored);  // kept only to explain a failure
+  return png;
+}
+
 constexpr char kStyle[] =
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:0.5em 0}th,td{border:1px solid #bbb;padding:0.25em 0.6em}"
@@ -197,28 +235,17 @@ Table detail_table(const std::string& title, const std::vector<const RunResult*>
            "fwd iters mean/max", "bwd converged", "bwd iters mean/max", "s/epoch", "params", "peak MB"},
           {},
           {}};
-  // "-" for a row without a fixed-point layer, or a solve that never ran.
-  const auto converged = [](const Solve& solve) {
-    return solve.samples > 0 ? fixed(100.0 * solve.to_json()["converged_fraction"].get<double>(), 2) + "%" : "-";
-  };
-  const auto iterations = [](const Solve& solve) {
-    return solve.samples > 0 ? fixed(solve.to_json()["mean_iterations"].get<double>(), 1) + "/" +
-                                   std::to_string(solve.max_iterations)
-                             : "-";
-  };
   for (const RunResult* r : rows) {
     const EpochRecord& best_test = paper_epoch(*r);
     const EpochRecord& chosen = clean_epoch(*r);
     const auto at_epoch = [&](const EpochRecord& e) {
       return e.test_metric ? fixed(scaled(*r, *e.test_metric), digits) + " @" + std::to_string(e.epoch) : "-";
     };
-    double seconds = 0.0;
-    for (const EpochRecord& e : r->epochs) seconds += e.seconds;
     const std::pair<Solve, Solve> solves = r->solves.empty() ? std::pair<Solve, Solve>{} : r->solves.begin()->second;
     t.rows.push_back({r->run.name, r->run.paper ? fixed(*r->run.paper, 2) : "-", at_epoch(best_test),
-                      at_epoch(chosen), general(r->epochs.back().train_loss), converged(solves.first),
-                      iterations(solves.first), converged(solves.second), iterations(solves.second),
-                      general(seconds / static_cast<double>(r->epochs.size()), 3), std::to_string(r->parameters),
+                      at_epoch(chosen), general(r->epochs.back().train_loss), converged_text(solves.first),
+                      iterations_text(solves.first), converged_text(solves.second), iterations_text(solves.second),
+                      general(seconds_per_epoch(*r), 3), std::to_string(r->parameters),
                       fixed(static_cast<double>(r->peak_bytes) / (1024.0 * 1024.0), 1)});
   }
   t.notes.push_back("test (paper protocol): the best test " + (rows.empty() ? std::string() : rows[0]->metric) +
@@ -312,6 +339,42 @@ Table denoise_table(const std::vector<const RunResult*>& rows) {
   return t;
 }
 
+Table flow_table(const std::vector<const RunResult*>& rows) {
+  Table t{"Optical flow (Section 4.3, Figure 5): average end-point error (pixels) on the test pairs",
+          {"model", "aEPE (last epoch)", "aEPE (clean)", "aEPE (paper protocol)", "s/epoch", "params",
+           "extra params", "fwd iters mean/max", "fwd converged", "bwd iters mean/max", "bwd converged"},
+          {},
+          {"The paper trains FlowNet on Flying Chairs and shows only the aEPE curves (Figure 5). Flying Chairs is "
+           "not available: these pairs are made the same way (textured patches with random masks under random "
+           "affine motions in front of a moving background, exact flow, real occlusions), from the bundled "
+           "Train400 (training) and BSD68 (test) images, at a size a CPU can train.",
+           "aEPE (clean): at the epoch chosen on the validation pairs; aEPE (paper protocol): the best test aEPE "
+           "over epochs. extra params: parameters beyond the feed-forward row's, i.e. the FPI layer's. iters: "
+           "the FPI layer's training solves, all epochs together."}};
+  const RunResult* baseline = nullptr;
+  for (const RunResult* r : rows)
+    if (r->solves.empty()) baseline = r;
+  for (const RunResult* r : rows) {
+    const std::pair<Solve, Solve> solves = r->solves.empty() ? std::pair<Solve, Solve>{} : r->solves.begin()->second;
+    const auto aepe = [](const EpochRecord& e) {
+      return e.test_metric ? fixed(*e.test_metric, 3) + " @" + std::to_string(e.epoch) : std::string("-");
+    };
+    std::string extra = "-";
+    if (baseline && r != baseline) {
+      const std::int64_t added = r->parameters - baseline->parameters;
+      std::ostringstream text;
+      text << '+' << added << " ("
+           << fixed(100.0 * static_cast<double>(added) / static_cast<double>(baseline->parameters), 1) << "%)";
+      extra = text.str();
+    }
+    t.rows.push_back({r->run.label, aepe(r->epochs.back()), aepe(clean_epoch(*r)), aepe(paper_epoch(*r)),
+                      general(seconds_per_epoch(*r), 3), std::to_string(r->parameters), extra,
+                      iterations_text(solves.first), converged_text(solves.first), iterations_text(solves.second),
+                      converged_text(solves.second)});
+  }
+  return t;
+}
+
 // The plotted numbers: train and test loss per epoch, two columns per run.
 std::string curve_csv(const std::vector<const RunResult*>& rows) {
   std::string csv = "epoch";
@@ -362,20 +425,48 @@ std::string plot(const fs::path& out, const std::string& name, const std::string
        << " with linespoints lc " << i + 1 << " dt 2 title '" << rows[i]->run.name << " test'";
   }
   gp << "\n";
-  fpi::io::write_file_atomically((out / (name + ".gp")).string(), gp.str());
-  if (!have_gnuplot()) {
-    problem = "gnuplot was not found (Debian: apt-get install gnuplot-nox); the plotted numbers are in " + name +
-              ".csv and the script in " + name + ".gp";
-    return {};
+  return run_gnuplot(out, name, gp.str(), problem);
+}
+
+std::string metric_csv(const std::vector<const RunResult*>& rows) {
+  std::string csv = "epoch";
+  std::size_t epochs = 0;
+  for (const RunResult* r : rows) {
+    csv += "," + r->run.name + "_test_" + r->metric;
+    epochs = std::max(epochs, r->epochs.size());
   }
-  const std::string command = "cd " + shell_quote(out.string()) + " && gnuplot " + shell_quote(name + ".gp") +
-                              " > " + shell_quote(name + ".gnuplot.log") + " 2>&1";
-  if (std::system(command.c_str()) != 0 || !fs::exists(out / png)) {
-    problem = "gnuplot failed on " + name + ".gp (its output is in " + name + ".gnuplot.log)";
-    return {};
+  csv += "\n";
+  for (std::size_t e = 0; e < epochs; ++e) {
+    csv += std::to_string(e + 1);
+    for (const RunResult* r : rows) {
+      csv += ',';
+      if (e < r->epochs.size() && r->epochs[e].test_metric) csv += general(*r->epochs[e].test_metric, 8);
+    }
+    csv += "\n";
   }
-  fs::remove(out / (name + ".gnuplot.log"), ignored);  // kept only to explain a failure
-  return png;
+  return csv;
+}
+
+std::string plot_metric(const fs::path& out, const std::string& name, const std::string& title,
+                        const std::string& ylabel, const std::vector<const RunResult*>& rows, std::string& problem) {
+  const std::string png = name + ".png";
+  std::error_code ignored;
+  fs::remove(out / png, ignored);  // an earlier run's plot must not pass for this one's
+  std::ostringstream gp;
+  gp << "set terminal pngcairo size 960,560 noenhanced\n"
+     << "set output '" << png << "'\n"
+     << "set datafile separator ','\n"
+     << "set title '" << title << "'\n"
+     << "set xlabel 'epoch'\nset ylabel '" << ylabel << "'\nset key top right\nset grid\n";
+  std::size_t epochs = 0;
+  for (const RunResult* r : rows) epochs = std::max(epochs, r->epochs.size());
+  if (epochs <= 20) gp << "set xtics 1\n";
+  gp << "plot ";
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    gp << (i ? ", \\\n     " : "") << "'" << name << ".csv' using 1:" << i + 2 << " with linespoints lc " << i + 1
+       << " title '" << rows[i]->run.label << "'";
+  gp << "\n";
+  return run_gnuplot(out, name, gp.str(), problem);
 }
 
 std::string html_report(const json& machine, const std::string& command, const std::string& profile,
@@ -399,13 +490,13 @@ std::string html_report(const json& machine, const std::string& command, const s
     html += "<h2>" + html_escape(s.title) + "</h2>\n<p class=\"note\">" + html_escape(s.note) + "</p>\n";
     for (const Table& t : s.tables) html += html_table(t);
     if (!s.plot.empty())
-      html += "<p><img src=\"" + html_escape(s.plot) + "\" alt=\"train and test loss per epoch\"></p>\n";
+      html += "<p><img src=\"" + html_escape(s.plot) + "\" alt=\"" + html_escape(s.plot_alt) + "\"></p>\n";
     else
       html += "<p class=\"note\">No plot: " + html_escape(s.plot_problem) + "</p>\n";
     html += "<p class=\"note\">The plotted numbers: <a href=\"" + html_escape(s.csv) + "\">" + html_escape(s.csv) +
             "</a></p>\n";
     if (!s.images.empty()) {
-      html += "<p>Test images, noisy | denoised | clean:</p>\n";
+      html += "<p>" + html_escape(s.images_caption) + "</p>\n";
       for (const std::string& image : s.images)
         html += "<figure><img src=\"" + html_escape(image) + "\" alt=\"" + html_escape(image) +
                 "\"><figcaption>" + html_escape(image) + "</figcaption></figure>\n";

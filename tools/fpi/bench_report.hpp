@@ -19,7 +19,7 @@ namespace fpi_cli::bench {
 
 // One training run of the suite: a config of models/ and the overrides that make it this row.
 struct Run {
-  std::string experiment;  // "toy", "bibtex", "denoise"
+  std::string experiment;  // "toy", "bibtex", "denoise", "flow"
   std::string config;      // the config's file name without .json, "bibtex_fpi_nn"
   std::string label;       // the row's name in the paper's tables
   std::string name;        // the folder under OUT/runs ("denoising_fpi_nn_s15")
@@ -87,6 +87,8 @@ std::string markdown_table(const Table& t);
 Table toy_table(const std::vector<const RunResult*>& rows);
 Table bibtex_table(const std::vector<const RunResult*>& rows);
 Table denoise_table(const std::vector<const RunResult*>& rows);
+// aEPE per model, the costs and the FPI layer's extra parameters over the feed-forward row's.
+Table flow_table(const std::vector<const RunResult*>& rows);
 Table detail_table(const std::string& title, const std::vector<const RunResult*>& rows, int digits);
 
 // The plotted numbers: train and test loss per epoch, two columns per run.
@@ -95,6 +97,10 @@ std::string curve_csv(const std::vector<const RunResult*>& rows);
 // `problem` set (gnuplot missing or failing).
 std::string plot(const std::filesystem::path& out, const std::string& name, const std::string& title,
                  const std::vector<const RunResult*>& rows, std::string& problem);
+// The test metric per epoch, one column per run, and its plot (as plot() does, one line per run).
+std::string metric_csv(const std::vector<const RunResult*>& rows);
+std::string plot_metric(const std::filesystem::path& out, const std::string& name, const std::string& title,
+                        const std::string& ylabel, const std::vector<const RunResult*>& rows, std::string& problem);
 
 // One experiment's part of the report page; file names are relative to OUT.
 struct Section {
@@ -102,7 +108,9 @@ struct Section {
   std::vector<Table> tables;
   std::string csv, plot;  // plot empty when gnuplot made none, plot_problem then says why
   std::string plot_problem;
+  std::string plot_alt = "train and test loss per epoch";
   std::vector<std::string> images;
+  std::string images_caption = "Test images, noisy | denoised | clean:";
   std::string note;
 };
 

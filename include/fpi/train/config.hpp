@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fpi/data/datasets.hpp"
+#include "fpi/data/flow.hpp"
 #include "fpi/optim/optimizer.hpp"
 #include "fpi/optim/schedule.hpp"
 #include "fpi/train/json_reader.hpp"
@@ -62,8 +63,8 @@ struct RunConfig {
   std::uint64_t seed = 0;
   std::string device = "cpu";  // "cpu" | "cuda" | "cuda:N" | "auto"
   DType dtype = kFloat32;
-  std::string data_type;       // "bibtex" | "denoising" | "toy"
-  std::variant<data::BibtexOptions, data::DenoisingOptions, data::ToyOptions> data;
+  std::string data_type;       // "bibtex" | "denoising" | "flow" | "toy"
+  std::variant<data::BibtexOptions, data::DenoisingOptions, data::ToyOptions, data::FlowOptions> data;
   nlohmann::json model;        // the model section as given; fpi::train::build_model (graph engineer) builds it
   LossConfig loss;
   std::vector<std::string> metrics;  // distinct, "loss" always first
