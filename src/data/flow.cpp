@@ -303,8 +303,8 @@ FlowSources flow_sources(const FlowOptions& o) {
             o.dir, "/", kTrainFolder, " has ", train_names.size(), ")");
   const std::int64_t train_count = o.max_train_images > 0 ? std::min(o.max_train_images, available) : available;
   const std::vector<std::string> test_names = png_names(o.dir, kTestFolder);
-  const std::int64_t test_count =
-      o.max_test_images > 0 ? std::min<std::int64_t>(o.max_test_images, std::ssize(test_names)) : std::ssize(test_names);
+  const std::int64_t test_available = std::ssize(test_names);
+  const std::int64_t test_count = o.max_test_images > 0 ? std::min(o.max_test_images, test_available) : test_available;
   return {{train_names.begin(), train_names.begin() + train_count},
           {train_names.begin() + available, train_names.end()},
           {test_names.begin(), test_names.begin() + test_count}};

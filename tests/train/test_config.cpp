@@ -221,8 +221,8 @@ TEST(Config, BadConfigsNameThePlace) {
       {"unknown metric", [](json& c) { c["metrics"] = {"loss", "accuracy"}; },
        "bad.json: metrics[1]: expected one of \"loss\", \"mse\", \"psnr\", \"f1\", \"epe\", got \"accuracy\""},
       {"metric listed twice", [](json& c) { c["metrics"] = {"mse", "mse"}; },
-       "bad.json: metrics: expected an array of distinct items, each one of \"loss\", \"mse\", \"psnr\", \"f1\", \"epe\", got "
-       "[\"mse\",\"mse\"]"},
+       "bad.json: metrics: expected an array of distinct items, each one of \"loss\", \"mse\", \"psnr\", \"f1\", "
+       "\"epe\", got [\"mse\",\"mse\"]"},
       {"eval metric not computed", [](json& c) { c["eval"] = {{"metric", "mse"}}; },
        "bad.json: eval.metric: expected one of the configured metrics (\"loss\"), got \"mse\"; add it to \"metrics\""},
       {"f1 on the toy data", [](json& c) { c["metrics"] = {"loss", "f1"}; },
