@@ -47,7 +47,7 @@ void* device_allocate(std::size_t bytes) {
 }
 
 template <int Index>
-void device_release(void* ptr) {
+void device_release(void* ptr, std::size_t) {
   DeviceGuard guard(Index);
   if (cudaFree(ptr) != cudaSuccess) cudaGetLastError();
 }
