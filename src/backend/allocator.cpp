@@ -37,7 +37,8 @@ std::optional<std::size_t> limit_from_environment() {
   static const std::optional<std::size_t> limit = []() -> std::optional<std::size_t> {
     const char* text = std::getenv(kLimitVariable);
     if (!text) return std::nullopt;
-    return parse_cache_limit(text, kLimitVariable);
+    // The first tensor of a program reads it, wherever that is, so the message says what the name is.
+    return parse_cache_limit(text, std::string("environment variable ") + kLimitVariable);
   }();
   return limit;
 }
