@@ -130,6 +130,7 @@ Tensor exact_solve(const Problem& p, const StepGraph& full, const Tensor& gl_row
   stats.residuals.assign(samples, 0.0);
   stats.converged.assign(samples, 1);
   stats.cycled.assign(samples, 0);
+  stats.fallback_stage.assign(samples, FallbackStage::None);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return solved.x.squeeze(2).to(gl_rows.dtype());
 }

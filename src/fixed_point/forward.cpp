@@ -77,6 +77,9 @@ void report_nonconvergence(const SolveStats& stats, const FixedPointOptions& opt
           << " iterations (max relative residual " << stats.max_residual() << ", tolerance "
           << (std::string(direction) == "forward" ? options.forward.tolerance : options.backward.tolerance) << ")";
   if (stats.cycle_count() > 0) message << "; " << stats.cycle_count() << " caught in a period-2 cycle";
+  if (stats.fallback_count() > 0)
+    message << "; " << stats.fallback_count() << " stalled and fell back, "
+            << stats.fallback_count(FallbackStage::BestIterate) << " of them to their best iterate";
   message << ". A contractive g converges: lower its Lipschitz constant (nn::LipschitzBound), use damping or "
              "Anderson, or raise max_iterations.";
   report_problem(options, message.str());
@@ -149,6 +152,7 @@ Tensor unrolled_forward(const Problem& p, const Tensors& inputs, const Tensor& x
   s.residuals.assign(geo.samples, 0.0);
   s.converged.assign(geo.samples, 0);
   s.cycled.assign(geo.samples, 0);
+  s.fallback_stage.assign(geo.samples, FallbackStage::None);
   const auto started = std::chrono::steady_clock::now();
   Rows all(geo.samples);
   for (std::int64_t i = 0; i < geo.samples; ++i) all[i] = i;

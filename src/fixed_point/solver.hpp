@@ -22,7 +22,9 @@ void put_rows(const Tensor& dst, const Rows& rows, const Tensor& src);
 using ActiveMap = std::function<Tensor(const Tensor& x, const Rows& rows)>;
 
 struct SolveResult {
-  Tensor x;  // (S, n): each sample's last map value g(x), the best estimate of its fixed point
+  // (S, n): each sample's last map value g(x), the best estimate of its fixed point; a sample that fell
+  // back and did not converge gets the map value of lowest residual it saw instead.
+  Tensor x;
   SolveStats stats;
   std::vector<double> damping;  // each sample's Picard damping at the end (the safeguards may lower it)
 };
@@ -30,7 +32,8 @@ struct SolveResult {
 // The stopping test of every FPI loop (the solver's, and the recorded loop of the unrolled backward),
 // for one sample with ‖g(x) − x‖ = f_norm, ‖x‖ = x_norm and ‖g(x)‖ = gx_norm at `iteration`: throws
 // when a norm is not finite (naming `what`, the iteration and the sample), and returns the relative
-// residual ‖g(x) − x‖ / max(‖x‖, ‖g(x)‖) with whether it meets the tolerance.
+// residual ‖g(x) − x‖ / max(‖x‖, ‖g(x)‖) with whether it meets the tolerance (or ‖g(x) − x‖ meets
+// absolute_tolerance).
 struct ResidualTest {
   double residual;
   bool converged;
@@ -38,9 +41,11 @@ struct ResidualTest {
 ResidualTest test_residual(double f_norm, double x_norm, double gx_norm, int iteration, std::int64_t sample,
                            const SolverOptions& options, const std::string& what);
 
-// Iterates from x0 (S, n) under NoGrad. `what` names the solve in errors ("layer 'f' forward").
-// `initial_damping` (one per sample) replaces options.damping: the backward FPI starts from the
-// damping under which the forward converged, since the damped linearised map is then a contraction.
+// Iterates from x0 (S, n) under NoGrad, moving samples that stall down the fallback chain. `what`
+// names the solve in errors ("layer 'f' forward"). `initial_damping` (one per sample) replaces
+// options.damping: the backward FPI starts from the damping under which the forward converged, since
+// the damped linearised map is then a contraction (a forward sample that converged in the damped
+// Picard stage hands on that stage's damping).
 SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what,
                   const std::vector<double>& initial_damping = {});
 

@@ -1,5 +1,5 @@
-// SolveStats: the summaries of one solve (mean and max iterations, converged fraction, cycles, largest
-// residual) and its one-line printing. The non-convergence warning is the layer's (forward.cpp).
+// SolveStats: the summaries of one solve (mean and max iterations, converged fraction, cycles, fallbacks,
+// largest residual) and its one-line printing. The non-convergence warning is the layer's (forward.cpp).
 #include <algorithm>
 #include <iomanip>
 #include <numeric>
@@ -25,6 +25,24 @@ double SolveStats::converged_fraction() const {
 
 int SolveStats::cycle_count() const { return static_cast<int>(std::count(cycled.begin(), cycled.end(), 1)); }
 
+int SolveStats::fallback_count(FallbackStage stage) const {
+  return static_cast<int>(std::count(fallback_stage.begin(), fallback_stage.end(), stage));
+}
+
+int SolveStats::fallback_count() const {
+  return static_cast<int>(fallback_stage.size()) - fallback_count(FallbackStage::None);
+}
+
+const char* fallback_stage_name(FallbackStage stage) {
+  switch (stage) {
+    case FallbackStage::None: return "none";
+    case FallbackStage::RegularisedAnderson: return "regularised Anderson";
+    case FallbackStage::DampedPicard: return "damped Picard";
+    case FallbackStage::BestIterate: return "best iterate";
+  }
+  return "unknown";
+}
+
 double SolveStats::max_residual() const {
   return residuals.empty() ? 0.0 : *std::max_element(residuals.begin(), residuals.end());
 }
@@ -35,7 +53,14 @@ std::ostream& operator<<(std::ostream& out, const SolveStats& s) {
   out << "iterations mean " << std::fixed << std::setprecision(1) << s.mean_iterations() << " max "
       << s.max_iterations() << ", converged " << std::setprecision(1) << 100.0 * s.converged_fraction() << "%, "
       << std::scientific << std::setprecision(2) << "max residual " << s.max_residual() << ", cycles "
-      << s.cycle_count() << ", " << std::fixed << std::setprecision(2) << 1e3 * s.seconds << " ms";
+      << s.cycle_count();
+  // Only a solve in which samples stalled mentions the chain, so healthy solves print as they did.
+  if (s.fallback_count() > 0)
+    out << ", fell back " << s.fallback_count() << " (ended in regularised Anderson "
+        << s.fallback_count(FallbackStage::RegularisedAnderson) << ", damped Picard "
+        << s.fallback_count(FallbackStage::DampedPicard) << ", best iterate "
+        << s.fallback_count(FallbackStage::BestIterate) << ")";
+  out << ", " << std::fixed << std::setprecision(2) << 1e3 * s.seconds << " ms";
   out.flags(flags);
   return out;
 }

@@ -234,6 +234,7 @@ SolverOptions read_solver(JsonObject& args, const std::string& key) {
   s.solver =
       object.choice("solver", kSolvers, "anderson") == "picard" ? FixedPointSolver::Picard : FixedPointSolver::Anderson;
   s.tolerance = object.positive_number("tolerance", defaults.tolerance);
+  s.absolute_tolerance = object.number("absolute_tolerance", 0.0, kMaxNumber, defaults.absolute_tolerance);
   s.max_iterations = static_cast<int>(object.integer("max_iterations", 1, kMaxCount, defaults.max_iterations));
   s.min_iterations = static_cast<int>(object.integer("min_iterations", 0, kMaxCount, defaults.min_iterations));
   if (s.min_iterations > s.max_iterations)
@@ -243,6 +244,7 @@ SolverOptions read_solver(JsonObject& args, const std::string& key) {
   s.damp_cycles = object.boolean("damp_cycles", defaults.damp_cycles);
   s.anderson_history = static_cast<int>(object.integer("anderson_history", 1, 1000, defaults.anderson_history));
   s.anderson_ridge = object.number("anderson_ridge", 0.0, kMaxNumber, defaults.anderson_ridge);
+  s.stall_window = static_cast<int>(object.integer("stall_window", 0, kMaxCount, defaults.stall_window));
   args.resolve(key, object.finish());
   return s;
 }

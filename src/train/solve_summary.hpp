@@ -36,13 +36,15 @@ class SolveAccumulators {
     return out;
   }
 
-  // For a checkpoint: per layer and direction [samples, iteration sum, max iterations, converged].
+  // For a checkpoint: per layer and direction [samples, iteration sum, max iterations, converged, fell back,
+  // best iterate]. Checkpoints written before the fallback chain hold the first four.
   void save(State& out, const std::string& prefix) const {
     for (std::size_t i = 0; i < layers_.size(); ++i)
       for (int direction : {0, 1}) {
         const Sums& s = sums_[i][direction];
         out.set(prefix + layers_[i].first + (direction == 0 ? ".forward" : ".backward"),
-                std::vector<std::int64_t>{s.samples, s.iterations, s.max_iterations, s.converged});
+                std::vector<std::int64_t>{s.samples, s.iterations, s.max_iterations, s.converged, s.fell_back,
+                                          s.best_iterate});
       }
     // Only layers that check their gradients write these (with the layer's count of backward passes),
     // so checkpoints of runs without the check read as before.
@@ -61,8 +63,9 @@ class SolveAccumulators {
       for (int direction : {0, 1}) {
         const std::string key = prefix + layers_[i].first + (direction == 0 ? ".forward" : ".backward");
         const std::vector<std::int64_t>& v = in.get_int64_list(key);
-        FPI_CHECK(v.size() == 4, in.where(), ": key '", key, "' holds ", v.size(), " numbers, expected 4");
-        sums_[i][direction] = {v[0], v[1], v[2], v[3]};
+        FPI_CHECK(v.size() == 4 || v.size() == 6, in.where(), ": key '", key, "' holds ", v.size(),
+                  " numbers, expected 6 (or 4 before the fallback counts)");
+        sums_[i][direction] = {v[0], v[1], v[2], v[3], v.size() == 6 ? v[4] : 0, v.size() == 6 ? v[5] : 0};
       }
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (!checks_enabled(i)) continue;
@@ -77,7 +80,7 @@ class SolveAccumulators {
 
  private:
   struct Sums {
-    std::int64_t samples = 0, iterations = 0, max_iterations = 0, converged = 0;
+    std::int64_t samples = 0, iterations = 0, max_iterations = 0, converged = 0, fell_back = 0, best_iterate = 0;
   };
   struct CheckSums {
     std::int64_t checks = 0, unsettled = 0, flagged = 0;
@@ -118,6 +121,10 @@ class SolveAccumulators {
         s.iterations += solve.iterations[k];
         s.max_iterations = std::max<std::int64_t>(s.max_iterations, solve.iterations[k]);
         s.converged += solve.converged[k] ? 1 : 0;
+        if (k < solve.fallback_stage.size() && solve.fallback_stage[k] != FallbackStage::None) {
+          s.fell_back += 1;
+          s.best_iterate += solve.fallback_stage[k] == FallbackStage::BestIterate ? 1 : 0;
+        }
       }
     }
   }
@@ -129,6 +136,8 @@ class SolveAccumulators {
     out.mean_iterations = static_cast<double>(s.iterations) / static_cast<double>(s.samples);
     out.max_iterations = static_cast<int>(s.max_iterations);
     out.converged_fraction = static_cast<double>(s.converged) / static_cast<double>(s.samples);
+    out.fell_back = s.fell_back;
+    out.best_iterate = s.best_iterate;
     return out;
   }
 

@@ -33,7 +33,9 @@ json summary_json(const SolveSummary& s) {
   return {{"samples", s.samples},
           {"mean_iterations", s.mean_iterations},
           {"max_iterations", s.max_iterations},
-          {"converged_fraction", s.converged_fraction}};
+          {"converged_fraction", s.converged_fraction},
+          {"fell_back", s.fell_back},
+          {"best_iterate", s.best_iterate}};
 }
 
 // Where everything stateful is while a run trains; the checkpoint's training.safetensors is this.
@@ -158,6 +160,8 @@ std::string format_solves(const std::vector<FixedPointSummary>& layers) {
     if (layer.backward.samples > 0)
       out << " bwd " << layer.backward.mean_iterations << "/" << layer.backward.max_iterations;
     out << " conv " << std::setprecision(0) << 100.0 * layer.forward.converged_fraction << "%" << std::setprecision(1);
+    const std::int64_t fell_back = layer.forward.fell_back + layer.backward.fell_back;
+    if (fell_back > 0) out << " fell back " << fell_back;
   }
   return out.str();
 }

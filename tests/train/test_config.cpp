@@ -149,8 +149,22 @@ TEST(Config, BadConfigsNameThePlace) {
              "state_shape": [-1], "forward": {"tol": 1},
              "map": {"type": "net", "layers": [{"name": "g", "type": "dense", "input": "x", "units": 10}]}})");
        },
-       "bad.json: model.layers[0].forward: unknown key 'tol'; expected one of: anderson_history, anderson_ridge, "
-       "damp_cycles, damping, max_iterations, min_iterations, solver, tolerance"},
+       "bad.json: model.layers[0].forward: unknown key 'tol'; expected one of: absolute_tolerance, anderson_history, "
+       "anderson_ridge, damp_cycles, damping, max_iterations, min_iterations, solver, stall_window, tolerance"},
+      {"negative absolute tolerance",
+       [](json& c) {
+         c["model"]["layers"][0] = json::parse(R"({"name": "f", "type": "fixed_point", "input": "input",
+             "state_shape": [-1], "forward": {"absolute_tolerance": -1e-3},
+             "map": {"type": "net", "layers": [{"name": "g", "type": "dense", "input": "x", "units": 10}]}})");
+       },
+       "bad.json: model.layers[0].forward.absolute_tolerance: expected a number >= 0, got -0.001"},
+      {"negative stall window",
+       [](json& c) {
+         c["model"]["layers"][0] = json::parse(R"({"name": "f", "type": "fixed_point", "input": "input",
+             "state_shape": [-1], "backward": {"stall_window": -5},
+             "map": {"type": "net", "layers": [{"name": "g", "type": "dense", "input": "x", "units": 10}]}})");
+       },
+       "bad.json: model.layers[0].backward.stall_window: expected a non-negative integer, got -5"},
       {"unknown key in a map layer",
        [](json& c) {
          c["model"]["layers"][0] = json::parse(R"({"name": "f", "type": "fixed_point", "input": "input",

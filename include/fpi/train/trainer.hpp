@@ -40,6 +40,8 @@ struct SolveSummary {
   double mean_iterations = 0.0;
   int max_iterations = 0;
   double converged_fraction = 0.0;
+  std::int64_t fell_back = 0;     // samples that stalled and left the configured solver (stall_window)
+  std::int64_t best_iterate = 0;  // of those, the samples that reached the chain's end unconverged
 };
 
 // A fixed-point layer's gradient self-checks over an epoch (fpi::FixedPointOptions::gradient_check_every).
