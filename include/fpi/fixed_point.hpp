@@ -37,7 +37,6 @@ enum class FallbackStage : char {
   DampedPicard = 2,         // x ← x + β (g(x) − x), β half the sample's damping, then adaptive (>= 1/32)
   BestIterate = 3,          // every stage stalled: the sample returns the map value of lowest residual seen
 };
-const char* fallback_stage_name(FallbackStage stage);
 
 struct SolverOptions {
   FixedPointSolver solver = FixedPointSolver::Anderson;
@@ -113,7 +112,7 @@ struct FixedPointOptions {
 struct SolveStats {
   bool ran = false;
   std::vector<int> iterations;
-  std::vector<double> residuals;   // final relative residual
+  std::vector<double> residuals;   // final relative residual; after a fallback without convergence, the lowest
   std::vector<char> converged;
   std::vector<char> cycled;        // a period-2 cycle was seen at some point
   std::vector<FallbackStage> fallback_stage;  // where in the fallback chain the sample finished

@@ -33,16 +33,6 @@ int SolveStats::fallback_count() const {
   return static_cast<int>(fallback_stage.size()) - fallback_count(FallbackStage::None);
 }
 
-const char* fallback_stage_name(FallbackStage stage) {
-  switch (stage) {
-    case FallbackStage::None: return "none";
-    case FallbackStage::RegularisedAnderson: return "regularised Anderson";
-    case FallbackStage::DampedPicard: return "damped Picard";
-    case FallbackStage::BestIterate: return "best iterate";
-  }
-  return "unknown";
-}
-
 double SolveStats::max_residual() const {
   return residuals.empty() ? 0.0 : *std::max_element(residuals.begin(), residuals.end());
 }

@@ -58,11 +58,16 @@ void print_eval(std::ostream& out, const fpi::train::EvalResult& eval) {
   out << eval.split;
   for (const auto& [name, value] : eval.metrics) out << "  " << name << " " << format_number(value);
   out << "  (" << std::fixed << std::setprecision(1) << eval.seconds << " s)\n" << std::defaultfloat;
-  for (const fpi::train::FixedPointSummary& layer : eval.fixed_point)
+  for (const fpi::train::FixedPointSummary& layer : eval.fixed_point) {
     out << "  fixed point '" << layer.layer << "': " << format_number(layer.forward.mean_iterations, 3)
         << " iterations on average, at most " << layer.forward.max_iterations << ", "
         << format_number(100.0 * layer.forward.converged_fraction, 4) << "% of " << layer.forward.samples
-        << " samples converged\n";
+        << " samples converged";
+    if (layer.forward.fell_back > 0)
+      out << "; " << layer.forward.fell_back << " stalled and fell back, " << layer.forward.best_iterate
+          << " of them to their best iterate";
+    out << "\n";
+  }
 }
 
 // A config's fully resolved form needs its model built (the layers' defaults); no data is read.
