@@ -162,6 +162,15 @@ constexpr double kFallbackRidge = 1e-2;
 constexpr double kFallbackDampingFactor = 0.5;
 constexpr double kFallbackMinimumDamping = 1.0 / 32.0;
 
+// The stage after `stage` for a sample that stalled in it; a Picard solve has no Anderson stage.
+FallbackStage next_stage(FallbackStage stage, bool anderson) {
+  switch (stage) {
+    case FallbackStage::None: return anderson ? FallbackStage::RegularisedAnderson : FallbackStage::DampedPicard;
+    case FallbackStage::RegularisedAnderson: return FallbackStage::DampedPicard;
+    default: return FallbackStage::BestIterate;
+  }
+}
+
 }  // namespace
 
 Tensor take_rows(const Tensor& t, const Rows& rows) {
@@ -289,12 +298,7 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
         const bool spent =
             row.stage != FallbackStage::None && iteration - row.stage_start >= kStageBudgetWindows * window;
         if (stalled || spent) {
-          if (row.stage == FallbackStage::None && anderson)
-            row.stage = FallbackStage::RegularisedAnderson;
-          else if (row.stage == FallbackStage::None || row.stage == FallbackStage::RegularisedAnderson)
-            row.stage = FallbackStage::DampedPicard;
-          else
-            row.stage = FallbackStage::BestIterate;
+          row.stage = next_stage(row.stage, anderson);
           stats.fallback_stage[row.sample] = row.stage;
           chained = true;
           if (row.stage == FallbackStage::BestIterate) {
@@ -302,9 +306,10 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
             done.push_back(j);
             continue;
           }
-          if (row.stage == FallbackStage::DampedPicard)
+          if (row.stage == FallbackStage::DampedPicard) {
             result.damping[row.sample] =
                 std::max(result.damping[row.sample] * kFallbackDampingFactor, kFallbackMinimumDamping);
+          }
           row.stage_start = row.progress_at = iteration;
           row.progress_residual = row.lowest;
           row.singular_streak = row.cycle_streak = 0;
