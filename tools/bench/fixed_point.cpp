@@ -4,6 +4,7 @@
 // Reports, in one run so the ratios are fair on a shared machine:
 //   - one forward iteration versus one plain forward of g (target <= 1.1x),
 //   - one backward iteration versus one vector-Jacobian product through g (target <= 1.2x),
+//   - one Anderson iteration with and without the fallback chain's bookkeeping,
 //   - time and peak allocator memory of forward + backward, implicit versus unrolled, at 10, 100 and
 //     1000 forward iterations (implicit memory must stay flat).
 //
@@ -82,6 +83,14 @@ int main(int argc, char** argv) {
     NoGrad ng;
     fixed_point(s.g, s.z, s.params, x0, anderson_options, stats);
   }, repeat) / iterations;
+  // The same solve without the fallback chain: what tracking each sample's best iterate costs a healthy
+  // solve (no sample stalls within 50 iterations of a window of 100).
+  auto unchained_options = anderson_options;
+  unchained_options.forward.stall_window = 0;
+  const double forward_unchained = median_ms([&] {
+    NoGrad ng;
+    fixed_point(s.g, s.z, s.params, x0, unchained_options, stats);
+  }, repeat) / iterations;
 
   Tensor leaf = s.x.detach().requires_grad_();
   Tensor y;
@@ -112,6 +121,8 @@ int main(int argc, char** argv) {
   std::printf("  forward iteration, Picard    %8.3f ms  (%.2fx g; target <= 1.10x)\n", forward_picard,
               forward_picard / plain_g);
   std::printf("  forward iteration, Anderson  %8.3f ms  (%.2fx g)\n", forward_anderson, forward_anderson / plain_g);
+  std::printf("  ... without fallback chain   %8.3f ms  (chain on / off %.3fx)\n", forward_unchained,
+              forward_anderson / forward_unchained);
   std::printf("  VJP through g                %8.3f ms\n", vjp);
   std::printf("  backward iteration           %8.3f ms  (%.2fx VJP; target <= 1.20x; includes the final VJP and "
               "graph build, amortised over %d iterations)\n",
@@ -119,6 +130,7 @@ int main(int argc, char** argv) {
   harness.value("plain_g_ms", plain_g);
   harness.value("forward_iteration_picard_ms", forward_picard);
   harness.value("forward_iteration_anderson_ms", forward_anderson);
+  harness.value("forward_iteration_anderson_no_fallback_ms", forward_unchained);
   harness.value("vjp_ms", vjp);
   harness.value("backward_iteration_ms", backward_iteration);
 
