@@ -65,6 +65,20 @@ class TrainerTest : public ::testing::Test {
   }
   std::string run(const std::string& name) const { return (root_ / name).string(); }
 
+  // Trains into `run_dir` and stops (as Ctrl-C does) after `steps` optimizer steps.
+  static fpi::train::TrainResult train_and_stop_after(const RunConfig& config, const std::string& run_dir,
+                                                      int steps) {
+    std::atomic<bool> stop{false};
+    int taken = 0;
+    TrainOptions options;
+    options.run_dir = run_dir;
+    options.stop_requested = &stop;
+    options.after_backward = [&](const std::vector<fpi::Tensor>&) {
+      if (++taken == steps) stop.store(true);
+    };
+    return fpi::train::train(config, options);
+  }
+
   fs::path root_;
 };
 
@@ -166,15 +180,7 @@ TEST_F(TrainerTest, ResumingMidEpochAfterAStopEqualsAnUninterruptedRunBitForBit)
   fpi::train::train(config(), whole);
 
   // Stop after step 6: epoch 2, batch 2 of 4.
-  std::atomic<bool> stop{false};
-  int steps = 0;
-  TrainOptions part;
-  part.run_dir = run("part");
-  part.stop_requested = &stop;
-  part.after_backward = [&](const std::vector<fpi::Tensor>&) {
-    if (++steps == 6) stop.store(true);
-  };
-  const fpi::train::TrainResult stopped = fpi::train::train(config(), part);
+  const fpi::train::TrainResult stopped = train_and_stop_after(config(), run("part"), 6);
   EXPECT_TRUE(stopped.interrupted);
   EXPECT_EQ(stopped.epochs_completed, 1);
 
@@ -205,15 +211,7 @@ TEST_F(TrainerTest, GradientChecksAreRecordedPerEpochAndResumeOnTheSameSteps) {
   EXPECT_EQ(checks, (std::vector<std::int64_t>{2, 1, 1}));
 
   // Stopped after step 5 (epoch 2, batch 1), the resumed run checks step 6 as the whole run did.
-  std::atomic<bool> stop{false};
-  int steps = 0;
-  TrainOptions part;
-  part.run_dir = run("part");
-  part.stop_requested = &stop;
-  part.after_backward = [&](const std::vector<fpi::Tensor>&) {
-    if (++steps == 5) stop.store(true);
-  };
-  fpi::train::train(config(checked), part);
+  train_and_stop_after(config(checked), run("part"), 5);
   TrainOptions resumed;
   resumed.run_dir = run("part");
   resumed.resume = true;

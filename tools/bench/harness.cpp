@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "fpi/tensor.hpp"
 
@@ -87,6 +88,14 @@ std::string cuda_unavailable_reason() {
   } catch (const Error& e) {
     return e.what();
   }
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
 }
 
 std::string format(const char* pattern, ...) {

@@ -101,6 +101,9 @@ inline Cell missing_cell() { return {"-", std::nullopt}; }
 // printf into a std::string.
 std::string format(const char* pattern, ...) __attribute__((format(printf, 1, 2)));
 
+// The items of a comma-separated option value ("1,2" for --thread-counts), empty items dropped.
+std::vector<std::string> split_list(const std::string& text);
+
 // Rows with the same columns. The header is printed when the table is made and each row as it is
 // added (flushed, so long runs show progress); --json gets every row as an object keyed by column.
 class Table {

@@ -27,14 +27,7 @@ namespace {
 
 using namespace fpi;
 using bench::Clock;
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using bench::split_list;
 
 // The settings of one epoch: the real config, with the quick profile's smaller data.
 std::vector<std::string> overrides_for(const std::string& name, bool quick) {

@@ -402,22 +402,33 @@ std::string curve_csv(const std::vector<const RunResult*>& rows) {
   return csv;
 }
 
-// Writes OUT/<name>.gp and runs gnuplot on it; returns the PNG's name, or empty with `problem` set.
-std::string plot(const fs::path& out, const std::string& name, const std::string& title,
-                 const std::vector<const RunResult*>& rows, std::string& problem) {
-  const std::string png = name + ".png";
+// The start of a gnuplot script drawing `rows` per epoch into OUT/<name>.png, up to its "plot"
+// command; `axes` sets the labels, scale and key. An earlier run's PNG is removed first, so that it
+// cannot pass for this one's.
+std::string plot_preamble(const fs::path& out, const std::string& name, const std::string& title,
+                          const std::string& axes, const std::vector<const RunResult*>& rows) {
   std::error_code ignored;
-  fs::remove(out / png, ignored);  // an earlier run's plot must not pass for this one's
+  fs::remove(out / (name + ".png"), ignored);
   std::ostringstream gp;
   gp << "set terminal pngcairo size 960,560 noenhanced\n"
-     << "set output '" << png << "'\n"
+     << "set output '" << name << ".png'\n"
      << "set datafile separator ','\n"
      << "set title '" << title << "'\n"
-     << "set xlabel 'epoch'\nset ylabel 'loss'\nset logscale y\nset key outside right\nset grid\n";
+     << "set xlabel 'epoch'\n"
+     << axes;
   std::size_t epochs = 0;
   for (const RunResult* r : rows) epochs = std::max(epochs, r->epochs.size());
   if (epochs <= 20) gp << "set xtics 1\n";  // whole epochs, not gnuplot's fractional ticks
   gp << "plot ";
+  return gp.str();
+}
+
+// Writes OUT/<name>.gp and runs gnuplot on it; returns the PNG's name, or empty with `problem` set.
+std::string plot(const fs::path& out, const std::string& name, const std::string& title,
+                 const std::vector<const RunResult*>& rows, std::string& problem) {
+  std::ostringstream gp;
+  gp << plot_preamble(out, name, title, "set ylabel 'loss'\nset logscale y\nset key outside right\nset grid\n",
+                      rows);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const std::size_t column = 2 + 2 * i;
     gp << (i ? ", \\\n     " : "") << "'" << name << ".csv' using 1:" << column << " with linespoints lc " << i + 1
@@ -449,19 +460,8 @@ std::string metric_csv(const std::vector<const RunResult*>& rows) {
 
 std::string plot_metric(const fs::path& out, const std::string& name, const std::string& title,
                         const std::string& ylabel, const std::vector<const RunResult*>& rows, std::string& problem) {
-  const std::string png = name + ".png";
-  std::error_code ignored;
-  fs::remove(out / png, ignored);  // an earlier run's plot must not pass for this one's
   std::ostringstream gp;
-  gp << "set terminal pngcairo size 960,560 noenhanced\n"
-     << "set output '" << png << "'\n"
-     << "set datafile separator ','\n"
-     << "set title '" << title << "'\n"
-     << "set xlabel 'epoch'\nset ylabel '" << ylabel << "'\nset key top right\nset grid\n";
-  std::size_t epochs = 0;
-  for (const RunResult* r : rows) epochs = std::max(epochs, r->epochs.size());
-  if (epochs <= 20) gp << "set xtics 1\n";
-  gp << "plot ";
+  gp << plot_preamble(out, name, title, "set ylabel '" + ylabel + "'\nset key top right\nset grid\n", rows);
   for (std::size_t i = 0; i < rows.size(); ++i)
     gp << (i ? ", \\\n     " : "") << "'" << name << ".csv' using 1:" << i + 2 << " with linespoints lc " << i + 1
        << " title '" << rows[i]->run.label << "'";
