@@ -4,9 +4,10 @@
 # hits both alike, and prints each setting's median ms/step over the rounds and the ratio fpi/torch.
 #
 # Both get the same two cores. fpi is measured in two settings:
-#   fpi-p2-ob2    its pool (FPI_NUM_THREADS) and OpenBLAS (OPENBLAS_NUM_THREADS) at 2 each; the two pools
-#                 take turns, never running at once (the main figure)
-#   fpi-p1-ob2    its pool at 1, OpenBLAS at 2: the thread layout of torch's t1-ob2
+#   fpi-p2        FPI_NUM_THREADS=2: fpi's pool runs the element-wise loops and shares large matrix
+#                 products out as one single-threaded OpenBLAS call per thread (the main figure)
+#   fpi-p1        FPI_NUM_THREADS=1: everything on one thread
+# (fpi keeps OpenBLAS single-threaded itself, so OPENBLAS_NUM_THREADS does not apply to it.)
 # torch is measured in the settings that matter here:
 #   t1-ob2        torch.set_num_threads(1), OpenBLAS 2 threads (the fastest thread setting for linear nets)
 #   t2-ob1        torch.set_num_threads(2), OpenBLAS 1 thread
@@ -44,7 +45,7 @@ done
   { echo "compare_mlp_step: $PYTHON cannot import torch; install it with apt-get install python3-torch" >&2; exit 1; }
 
 NO_TRIM="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
-FPI_SETTINGS=(fpi-p2-ob2 fpi-p1-ob2)
+FPI_SETTINGS=(fpi-p2 fpi-p1)
 TORCH_SETTINGS=(t1-ob2 t2-ob1 t1-ob2-cache)
 SETTINGS=("${FPI_SETTINGS[@]}" "${TORCH_SETTINGS[@]}")
 
@@ -52,8 +53,8 @@ SETTINGS=("${FPI_SETTINGS[@]}" "${TORCH_SETTINGS[@]}")
 run_setting() {
   local output
   case "$1" in
-    fpi-p2-ob2) output="$(FPI_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 "$FPI_BENCH" "${QUICK[@]}")" ;;
-    fpi-p1-ob2) output="$(FPI_NUM_THREADS=1 OPENBLAS_NUM_THREADS=2 "$FPI_BENCH" "${QUICK[@]}")" ;;
+    fpi-p2) output="$(FPI_NUM_THREADS=2 "$FPI_BENCH" "${QUICK[@]}")" ;;
+    fpi-p1) output="$(FPI_NUM_THREADS=1 "$FPI_BENCH" "${QUICK[@]}")" ;;
     t1-ob2) output="$(OPENBLAS_NUM_THREADS=2 "$PYTHON" "$TORCH_BENCH" --threads 1 "${QUICK[@]}")" ;;
     t2-ob1) output="$(OPENBLAS_NUM_THREADS=1 "$PYTHON" "$TORCH_BENCH" --threads 2 "${QUICK[@]}")" ;;
     t1-ob2-cache)

@@ -8,7 +8,7 @@
 //   bench_conv_net [--quick] [--repeat N] [--warmup N] [--batch N] [--size S] [--width C] [--depth L]
 //                  [--f64] [--no-layers] [--threads N] [--json FILE]
 //
-// Threads: --threads N or FPI_NUM_THREADS for fpi's pool, OPENBLAS_NUM_THREADS for OpenBLAS's; the
+// Threads: --threads N or FPI_NUM_THREADS, fpi's pool (OpenBLAS runs single-threaded inside it); the
 // step time is the median over the timed steps, and the per-layer table times each convolution
 // primitive alone.
 #include <cmath>
