@@ -1,12 +1,14 @@
-// `fpi bench paper` through the real binary: the quick profile end to end on toy and Bibtex (every
-// file written, every row present, the report page pointing only at files that exist), and the usage
-// errors. It runs from the source tree, where models/ and data/ are, and writes only under --out.
+// `fpi bench paper` through the real binary: the quick profile end to end on toy and Bibtex, on optical
+// flow and on the backward experiment (every file written, every row present, the report page pointing
+// only at files that exist), and the usage errors. It runs from the source tree, where models/ and data/
+// are, and writes only under --out.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <iterator>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -215,14 +217,72 @@ TEST_F(BenchCliTest, QuickFlowWritesTheFigureAndFlowPictures) {
   for (const std::string& file : references(html)) EXPECT_TRUE(fs::is_regular_file(out_ / file)) << file;
 }
 
+// The backward experiment alone: its progress lines, table, CSV, plot and results.json rows, with the
+// paper's memory argument holding at the quick profile's size (the allocator's figures are deterministic).
+TEST_F(BenchCliTest, QuickBackwardMeasuresBothModesAtEveryIterationCount) {
+  const Outcome run = run_fpi("bench paper --profile quick --only backward --out '" + out_.string() + "'");
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("[bench backward 1/6] implicit backward, 10 iterations"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("[bench backward 6/6] unrolled backward, 1000 iterations"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("Implicit against unrolled backward"), std::string::npos) << run.output;
+
+  const json results = json::parse(fpi::io::read_file((out_ / "results.json").string()));
+  EXPECT_TRUE(results["results"].empty());
+  EXPECT_EQ(results["machine"]["device"], "cpu");
+  const json& backward = results["backward"];
+  EXPECT_EQ(backward["hidden"], 32);
+  EXPECT_EQ(backward["device"], "cpu");
+  const json& rows = backward["rows"];
+  ASSERT_EQ(rows.size(), 6u);
+  std::map<std::string, std::vector<double>> peaks;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const json& row = rows[i];
+    SCOPED_TRACE(row.dump());
+    const int iterations = i < 2 ? 10 : i < 4 ? 100 : 1000;
+    EXPECT_EQ(row["mode"], i % 2 ? "unrolled" : "implicit");
+    EXPECT_EQ(row["iterations"], iterations);
+    EXPECT_EQ(row["forward"]["max_iterations"], iterations);
+    EXPECT_DOUBLE_EQ(row["forward"]["mean_iterations"].get<double>(), iterations);
+    EXPECT_GT(row["seconds_median"].get<double>(), 0.0);
+    EXPECT_GT(row["peak_memory_bytes"].get<double>(), row["baseline_bytes"].get<double>());
+    // The implicit backward solves its own FPI; the unrolled one walks the recorded iterations instead.
+    if (row["mode"] == "implicit") EXPECT_GE(row["backward"]["max_iterations"].get<int>(), 1);
+    else EXPECT_TRUE(row["backward"].is_null());
+    peaks[row["mode"]].push_back(row["peak_memory_bytes"].get<double>());
+  }
+  EXPECT_LE(peaks["implicit"][2], 1.05 * peaks["implicit"][0]);
+  EXPECT_GT(peaks["unrolled"][1], 3 * peaks["unrolled"][0]);
+  EXPECT_GT(peaks["unrolled"][2], 5 * peaks["unrolled"][1]);
+  ASSERT_EQ(backward["unrolled_over_implicit"].size(), 3u);
+  EXPECT_GT(backward["unrolled_over_implicit"][2]["peak_memory"].get<double>(), 10.0);
+
+  const std::string tables = fpi::io::read_file((out_ / "tables.md").string());
+  EXPECT_NE(tables.find("### Implicit against unrolled backward"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("| 1000 |"), std::string::npos) << tables;
+  std::istringstream csv(fpi::io::read_file((out_ / "backward.csv").string()));
+  std::string header, line;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "iterations,implicit_peak_mib,unrolled_peak_mib,implicit_seconds,unrolled_seconds");
+  int lines = 0;
+  while (std::getline(csv, line)) ++lines;
+  EXPECT_EQ(lines, 3);
+  const std::string html = fpi::io::read_file((out_ / "report.html").string());
+  const std::set<std::string> referenced = references(html);
+  EXPECT_TRUE(referenced.count("backward.csv"));
+  for (const std::string& file : referenced) EXPECT_TRUE(fs::is_regular_file(out_ / file)) << file;
+  if (results["notes"].empty()) EXPECT_TRUE(referenced.count("backward.png"));
+}
+
 TEST_F(BenchCliTest, RejectsBadArguments) {
   const struct {
     const char* args;
     const char* message;
   } rows[] = {
-      {"bench paper --only toy,chairs --out ", "chairs not in {toy,bibtex,denoise,flow}"},
+      {"bench paper --only toy,chairs --out ", "chairs not in {toy,bibtex,denoise,flow,backward}"},
       {"bench paper --profile fast --out ", "fast not in {quick,cpu,gpu}"},
-      {"bench paper --only --out ", "--only: --out not in {toy,bibtex,denoise,flow}"},
+      {"bench paper --only --out ", "--only: --out not in {toy,bibtex,denoise,flow,backward}"},
       {"bench", "A subcommand is required"},
       {"bench paper --models no-such-folder --out ", "no folder 'no-such-folder' of model configs here"},
   };

@@ -1,5 +1,6 @@
 // `fpi bench paper`: the paper's experiments (toy, denoising, optical flow, Bibtex) trained from the configs in models/
-// with a profile's overrides, FPI layers beside their feed-forward twins, into OUT/runs/<run>; then
+// with a profile's overrides, FPI layers beside their feed-forward twins, into OUT/runs/<run>, and the paper's
+// memory argument measured (the `backward` experiment, bench_backward.hpp: no training); then
 // OUT/results.json, OUT/tables.md (also printed), a CSV and a gnuplot PNG per experiment and OUT/report.html
 // (bench_report.hpp makes those).
 //
@@ -28,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_backward.hpp"
 #include "bench_report.hpp"
 #include "commands.hpp"
 #include "fpi/data/flow.hpp"
@@ -62,8 +64,13 @@ struct BenchArgs {
 struct Profile {
   std::string device;
   std::vector<std::string> toy, bibtex, denoise, flow;
-  std::string toy_note, bibtex_note, denoise_note, flow_note;
+  BackwardSetup backward;  // its device comes from --device or the profile's
+  std::string toy_note, bibtex_note, denoise_note, flow_note, backward_note;
 };
+
+bool wanted(const BenchArgs& args, const std::string& experiment) {
+  return args.only.empty() || std::find(args.only.begin(), args.only.end(), experiment) != args.only.end();
+}
 
 // The hidden sizes sit at different places in each config; the quick profile shrinks them to stay fast.
 std::vector<std::string> shrink(const std::string& config, int units, int channels) {
@@ -93,6 +100,8 @@ Profile make_profile(const std::string& name) {
               "data.max_train_images=8", "data.validation_images=2", "data.max_test_images=2"};
     p.flow_note = "quick profile: 2 epochs of 64 new 32x32 pairs from 8 Train400 textures, 16 validation and 16 "
                   "test pairs.";
+    p.backward = {.batch = 10, .features = 200, .hidden = 32, .labels = 20, .repeats = 1};
+    p.backward_note = "quick profile: the layer shrunk to 200 + 20 -> 32 -> 20, batch 10, one pass per point.";
   } else if (name == "cpu") {
     p.toy = {"train.epochs=40"};
     p.bibtex = {"train.epochs=20"};
@@ -105,6 +114,8 @@ Profile make_profile(const std::string& name) {
                      "BSD68 images.";
     p.flow_note = "cpu profile: the configs' size, 12 epochs of 2000 new 64x64 pairs each, aEPE on 200 fixed test "
                   "pairs made from BSD68 textures.";
+    p.backward_note = "cpu profile: the paper's Bibtex layer at full size (1995 + 159 -> 600 -> 159, batch 40), "
+                      "the median of 3 passes per point.";
   } else {
     p.device = "cuda";
     p.toy = {"train.epochs=40"};
@@ -118,14 +129,14 @@ Profile make_profile(const std::string& name) {
               "data.test_size=500",    "train.batch_size=32"};
     p.flow_note = "gpu profile: 20 epochs of 8000 new 128x128 pairs each, motions doubled with the size, aEPE on 500 "
                   "fixed test pairs made from BSD68 textures.";
+    p.backward.repeats = 5;
+    p.backward_note = "gpu profile: the paper's Bibtex layer at full size (1995 + 159 -> 600 -> 159, batch 40), "
+                      "the median of 5 passes per point.";
   }
   return p;
 }
 
 std::vector<Run> make_suite(const BenchArgs& args, const Profile& profile) {
-  const auto wanted = [&](const std::string& experiment) {
-    return args.only.empty() || std::find(args.only.begin(), args.only.end(), experiment) != args.only.end();
-  };
   const bool quick = args.profile == "quick";
   std::vector<Run> suite;
   const auto add = [&](Run run, const std::vector<std::string>& overrides) {
@@ -136,12 +147,12 @@ std::vector<Run> make_suite(const BenchArgs& args, const Profile& profile) {
     if (run.name.empty()) run.name = run.config;
     suite.push_back(std::move(run));
   };
-  if (wanted("toy")) {
+  if (wanted(args, "toy")) {
     add({"toy", "toy_fpi_gd", "FPI_GD", "", {}, {}, {}}, profile.toy);
     add({"toy", "toy_fpi_nn", "FPI_NN", "", {}, {}, {}}, profile.toy);
     add({"toy", "toy_feedforward", "feed-forward", "", {}, {}, {}}, profile.toy);
   }
-  if (wanted("denoise")) {
+  if (wanted(args, "denoise")) {
     const int sigmas[] = {15, 20, 25};
     const double fpi_paper[] = {32.43, 31.00, 29.74}, ff_paper[] = {32.18, 30.44, 29.09};
     for (int i = 0; i < 3; ++i) {
@@ -155,11 +166,11 @@ std::vector<Run> make_suite(const BenchArgs& args, const Profile& profile) {
           overrides);
     }
   }
-  if (wanted("flow")) {
+  if (wanted(args, "flow")) {
     add({"flow", "flow_fpi", "FlowNet-style + FPI layer", "", {}, {}, {}}, profile.flow);
     add({"flow", "flow_feedforward", "FlowNet-style", "", {}, {}, {}}, profile.flow);
   }
-  if (wanted("bibtex")) {
+  if (wanted(args, "bibtex")) {
     add({"bibtex", "bibtex_fpi_nn", "FPI_NN", "", {}, 43.4, {}}, profile.bibtex);
     add({"bibtex", "bibtex_fpi_gd", "FPI_GD", "", {}, 43.2, {}}, profile.bibtex);
     add({"bibtex", "bibtex_feedforward", "feed-forward (MLP)", "", {}, 39.6, {}}, profile.bibtex);
@@ -373,10 +384,26 @@ int run_paper(const BenchArgs& args) {
   for (RunResult& r : results)
     if (r.run.experiment == "flow") r.images = write_flow_images(out, r.run);
 
+  const bool backward = wanted(args, "backward");
+  BackwardSetup backward_setup = profile.backward;
+  std::vector<BackwardPoint> backward_points;
+  if (backward) {
+    const std::string device = args.device.empty() ? profile.device : args.device;
+    backward_setup.device = fpi::train::resolve_device(device.empty() ? "cpu" : device);
+    const std::size_t total = 2 * backward_setup.iterations.size();
+    std::size_t started = 0;
+    backward_points = run_backward(backward_setup, [&](const std::string& what) {
+      std::cout << "\n[bench backward " << ++started << "/" << total << "] " << what << ", " << fixed(elapsed(), 0)
+                << " s elapsed" << std::endl;
+    });
+  }
+  std::ostringstream backward_device;
+  backward_device << backward_setup.device;
+
   json machine = {{"cpu", cpu_model()},
                   {"cores", std::thread::hardware_concurrency()},
                   {"fpi_threads", fpi::num_threads()},
-                  {"device", results.empty() ? std::string("none") : results[0].device},
+                  {"device", !results.empty() ? results[0].device : backward ? backward_device.str() : "none"},
                   {"commit", git_commit()},
                   {"date", utc_now()}};
 
@@ -395,6 +422,17 @@ int run_paper(const BenchArgs& args) {
                      {"flow", "Optical flow (Section 4.3, Figure 5)", profile.flow_note, 3},
                      {"bibtex", "Bibtex multi-label classification (Section 4.4)", profile.bibtex_note, 2}};
   std::vector<std::string> problems;
+  // Prints the section's tables and adds it to tables.md and the page.
+  const auto add_section = [&](Section s) {
+    if (!s.plot_problem.empty()) problems.push_back(s.plot_problem);
+    tables_md += "## " + s.title + "\n\n" + s.note + "\n\n";
+    for (const Table& t : s.tables) {
+      print_table(std::cout, t);
+      tables_md += markdown_table(t);
+    }
+    tables_md += s.plot.empty() ? "No plot: " + s.plot_problem + "\n\n" : "![" + s.title + "](" + s.plot + ")\n\n";
+    sections.push_back(std::move(s));
+  };
   for (const auto& e : experiments) {
     const std::vector<const RunResult*> rows = of(results, e.experiment);
     if (rows.empty()) continue;
@@ -421,29 +459,36 @@ int run_paper(const BenchArgs& args) {
       fpi::io::write_file_atomically((out / s.csv).string(), curve_csv(rows));
       s.plot = plot(out, name, s.title + ": train (solid) and test (dashed) loss", rows, s.plot_problem);
     }
-    if (!s.plot_problem.empty()) problems.push_back(s.plot_problem);
     for (const RunResult* r : rows)
       for (const std::string& image : r->images) s.images.push_back(image);
-    tables_md += "## " + s.title + "\n\n" + s.note + "\n\n";
-    for (const Table& t : s.tables) {
-      print_table(std::cout, t);
-      tables_md += markdown_table(t);
-    }
-    tables_md += s.plot.empty() ? "No plot: " + s.plot_problem + "\n\n" : "![" + s.title + "](" + s.plot + ")\n\n";
-    sections.push_back(std::move(s));
+    add_section(std::move(s));
+  }
+  if (backward) {
+    Section s;
+    s.experiment = "backward";
+    s.title = "Memory of the implicit and the unrolled backward (Sections 3.2-3.3)";
+    s.csv = "backward.csv";
+    s.note = profile.backward_note;
+    s.tables.push_back(backward_table(backward_setup, backward_points));
+    fpi::io::write_file_atomically((out / s.csv).string(), backward_csv(backward_setup, backward_points));
+    s.plot = plot_backward(out, "backward", s.title, s.plot_problem);
+    s.plot_alt = "peak memory and time against forward iterations, both backward modes";
+    add_section(std::move(s));
   }
   for (const std::string& problem : problems) std::cout << "note: " << problem << "\n";
 
   json rows = json::array();
   for (const RunResult& r : results) rows.push_back(result_json(r));
-  const json document = {{"command", command},       {"profile", args.profile}, {"machine", machine},
-                         {"seconds", elapsed()},     {"notes", problems},       {"results", rows}};
+  json document = {{"command", command},   {"profile", args.profile}, {"machine", machine},
+                   {"seconds", elapsed()}, {"notes", problems},       {"results", rows}};
+  if (backward) document["backward"] = backward_json(backward_setup, backward_points);
   fpi::io::write_file_atomically((out / "results.json").string(), document.dump(2) + "\n");
   fpi::io::write_file_atomically((out / "tables.md").string(), tables_md);
   fpi::io::write_file_atomically((out / "report.html").string(),
                                  html_report(machine, command, args.profile, sections));
-  std::cout << "\n" << results.size() << " runs in " << fixed(elapsed(), 0) << " s; " << (out / "report.html").string()
-            << ", results.json and tables.md in " << out.string() << "\n";
+  std::cout << "\n" << results.size() << " runs" << (backward ? " and the backward experiment" : "") << " in "
+            << fixed(elapsed(), 0) << " s; " << (out / "report.html").string() << ", results.json and tables.md in "
+            << out.string() << "\n";
   return 0;
 }
 
@@ -460,9 +505,11 @@ Command add_bench(CLI::App& app) {
                     "quick (a smoke test, seconds), cpu (under an hour on 2 cores) or gpu (CUDA, the paper's scale)")
       ->check(CLI::IsMember({"quick", "cpu", "gpu"}))
       ->capture_default_str();
-  paper->add_option("--only", args->only, "experiments to run, comma-separated (default all)")
+  paper->add_option("--only", args->only,
+                    "experiments to run, comma-separated (default all); backward measures the implicit and the "
+                    "unrolled backward's time and memory instead of training")
       ->delimiter(',')
-      ->check(CLI::IsMember({"toy", "bibtex", "denoise", "flow"}))
+      ->check(CLI::IsMember({"toy", "bibtex", "denoise", "flow", "backward"}))
       ->type_name("EXPERIMENT");
   paper->add_option("--device", args->device, "cpu, cuda, cuda:N or auto (overrides every config's device)");
   paper->add_option("--out", args->out, "the output folder (default runs/bench-PROFILE)")->type_name("DIR");

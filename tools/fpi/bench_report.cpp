@@ -558,4 +558,124 @@ json result_json(const RunResult& r) {
   return row;
 }
 
+namespace {
+
+double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+// The point of `mode` at `iterations`; every run_backward() result has both modes at each count.
+const BackwardPoint& point_at(const std::vector<BackwardPoint>& points, const std::string& mode, int iterations) {
+  for (const BackwardPoint& p : points)
+    if (p.mode == mode && p.iterations == iterations) return p;
+  fpi::fail("bench paper backward: no ", mode, " measurement at ", iterations, " iterations");
+}
+
+json solve_json(const fpi::SolveStats& s) {
+  if (!s.ran) return nullptr;
+  return {{"mean_iterations", s.mean_iterations()},
+          {"max_iterations", s.max_iterations()},
+          {"converged_fraction", s.converged_fraction()}};
+}
+
+}  // namespace
+
+Table backward_table(const BackwardSetup& setup, const std::vector<BackwardPoint>& points) {
+  Table t{"Implicit against unrolled backward: one forward + backward pass of the Bibtex FPI_NN layer",
+          {"fwd iters", "implicit peak MiB", "unrolled peak MiB", "peak unrolled/implicit", "implicit s",
+           "unrolled s", "time unrolled/implicit", "implicit bwd iters mean/max", "tape nodes implicit/unrolled"},
+          {},
+          {}};
+  for (int n : setup.iterations) {
+    const BackwardPoint& implicit = point_at(points, "implicit", n);
+    const BackwardPoint& unrolled = point_at(points, "unrolled", n);
+    t.rows.push_back({std::to_string(n), fixed(mib(implicit.peak_bytes), 1), fixed(mib(unrolled.peak_bytes), 1),
+                      fixed(static_cast<double>(unrolled.peak_bytes) / static_cast<double>(implicit.peak_bytes), 2),
+                      general(implicit.median_seconds(), 3), general(unrolled.median_seconds(), 3),
+                      fixed(unrolled.median_seconds() / implicit.median_seconds(), 2),
+                      fixed(implicit.backward.mean_iterations(), 1) + "/" +
+                          std::to_string(implicit.backward.max_iterations()),
+                      std::to_string(implicit.tape_nodes) + "/" + std::to_string(unrolled.tape_nodes)});
+  }
+  std::ostringstream note;
+  note << "g(x, z) = sigmoid(fc2(relu(fc1(concat(z, x))))), " << setup.features << " + " << setup.labels << " -> "
+       << setup.hidden << " -> " << setup.labels << ", batch " << setup.batch
+       << ", on random data of that shape (features and BCE targets uniform in [0, 1)). The forward pass is forced "
+          "to exactly that many Picard iterations for every sample (tolerance 1e-300, min_iterations = "
+          "max_iterations, no fallback chain; checked; a sample whose float32 residual reaches exactly 0 counts as "
+          "converged in results.json but iterates on). The implicit backward then runs its own backward FPI "
+          "(Anderson, tolerance 1e-4, the library's defaults): its iterations are in the table. peak MiB: the "
+          "allocator's peak bytes in use over the pass, parameters, gradients and data included ("
+       << fixed(mib(points.empty() ? 0 : points[0].baseline_bytes), 2)
+       << " MiB in use before it). s: the median of " << setup.repeats
+       << " passes. tape nodes: the nodes the loss's backward visits.";
+  t.notes.push_back(note.str());
+  return t;
+}
+
+std::string backward_csv(const BackwardSetup& setup, const std::vector<BackwardPoint>& points) {
+  std::string csv = "iterations,implicit_peak_mib,unrolled_peak_mib,implicit_seconds,unrolled_seconds\n";
+  for (int n : setup.iterations) {
+    const BackwardPoint& implicit = point_at(points, "implicit", n);
+    const BackwardPoint& unrolled = point_at(points, "unrolled", n);
+    csv += std::to_string(n) + "," + general(mib(implicit.peak_bytes), 8) + "," + general(mib(unrolled.peak_bytes), 8) +
+           "," + general(implicit.median_seconds(), 8) + "," + general(unrolled.median_seconds(), 8) + "\n";
+  }
+  return csv;
+}
+
+std::string plot_backward(const fs::path& out, const std::string& name, const std::string& title,
+                          std::string& problem) {
+  std::error_code ignored;
+  fs::remove(out / (name + ".png"), ignored);
+  const std::string data = "'" + name + ".csv'";
+  std::ostringstream gp;
+  gp << "set terminal pngcairo size 1100,480 noenhanced\n"
+     << "set output '" << name << ".png'\n"
+     << "set datafile separator ','\n"
+     << "set multiplot layout 1,2 title '" << title << "'\n"
+     << "set logscale xy\nset grid\nset key top left\nset xlabel 'forward iterations'\n"
+     << "set ylabel 'peak memory in use (MiB)'\n"
+     << "plot " << data << " using 1:2 with linespoints lc 1 title 'implicit', " << data
+     << " using 1:3 with linespoints lc 2 title 'unrolled'\n"
+     << "set ylabel 'forward + backward (s)'\n"
+     << "plot " << data << " using 1:4 with linespoints lc 1 title 'implicit', " << data
+     << " using 1:5 with linespoints lc 2 title 'unrolled'\n"
+     << "unset multiplot\n";
+  return run_gnuplot(out, name, gp.str(), problem);
+}
+
+json backward_json(const BackwardSetup& setup, const std::vector<BackwardPoint>& points) {
+  std::ostringstream device;
+  device << setup.device;
+  json rows = json::array();
+  for (const BackwardPoint& p : points)
+    rows.push_back({{"mode", p.mode},
+                    {"iterations", p.iterations},
+                    {"peak_memory_bytes", p.peak_bytes},
+                    {"baseline_bytes", p.baseline_bytes},
+                    {"tape_nodes", p.tape_nodes},
+                    {"seconds_median", p.median_seconds()},
+                    {"seconds", p.seconds},
+                    {"forward", solve_json(p.forward)},
+                    {"backward", solve_json(p.backward)}});
+  json ratios = json::array();
+  for (int n : setup.iterations) {
+    const BackwardPoint& implicit = point_at(points, "implicit", n);
+    const BackwardPoint& unrolled = point_at(points, "unrolled", n);
+    ratios.push_back(
+        {{"iterations", n},
+         {"peak_memory", static_cast<double>(unrolled.peak_bytes) / static_cast<double>(implicit.peak_bytes)},
+         {"seconds", unrolled.median_seconds() / implicit.median_seconds()}});
+  }
+  return {{"layer", "bibtex FPI_NN: sigmoid(fc2(relu(fc1(concat(z, x)))))"},
+          {"batch", setup.batch},
+          {"features", setup.features},
+          {"hidden", setup.hidden},
+          {"labels", setup.labels},
+          {"data", "random: features and BCE targets uniform in [0, 1)"},
+          {"repeats", setup.repeats},
+          {"device", device.str()},
+          {"rows", rows},
+          {"unrolled_over_implicit", ratios}};
+}
+
 }  // namespace fpi_cli::bench

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_backward.hpp"
+
 namespace fpi_cli::bench {
 
 // One training run of the suite: a config of models/ and the overrides that make it this row.
@@ -101,6 +103,15 @@ std::string plot(const std::filesystem::path& out, const std::string& name, cons
 std::string metric_csv(const std::vector<const RunResult*>& rows);
 std::string plot_metric(const std::filesystem::path& out, const std::string& name, const std::string& title,
                         const std::string& ylabel, const std::vector<const RunResult*>& rows, std::string& problem);
+
+// The backward experiment: a row per forward iteration count, the implicit and the unrolled backward side by
+// side with unrolled / implicit; its CSV (one line per iteration count), its plot (peak memory and time
+// against iterations, drawn from OUT/<name>.csv as plot() does) and its part of results.json.
+Table backward_table(const BackwardSetup& setup, const std::vector<BackwardPoint>& points);
+std::string backward_csv(const BackwardSetup& setup, const std::vector<BackwardPoint>& points);
+std::string plot_backward(const std::filesystem::path& out, const std::string& name, const std::string& title,
+                          std::string& problem);
+nlohmann::ordered_json backward_json(const BackwardSetup& setup, const std::vector<BackwardPoint>& points);
 
 // One experiment's part of the report page; file names are relative to OUT.
 struct Section {
