@@ -213,6 +213,15 @@ TEST_F(CliTest, TrainThenEvalOnTheToyProblem) {
   const json metrics = json::parse(fpi::io::read_file((dir_ / "metrics.json").string()));
   EXPECT_EQ(metrics["split"], "test");
   EXPECT_GT(metrics["metrics"]["loss"].get<double>(), 0.0);
+  // The FPI layer's solves over the 32 test samples, as metrics.jsonl records them for training.
+  const json& forward = metrics["fixed_point"]["fpi"]["forward"];
+  EXPECT_EQ(forward["samples"], 32);
+  EXPECT_GE(forward["mean_iterations"].get<double>(), 1.0);
+  EXPECT_GE(forward["max_iterations"].get<int>(), forward["mean_iterations"].get<double>());
+  EXPECT_GE(forward["converged_fraction"].get<double>(), 0.0);
+  EXPECT_LE(forward["converged_fraction"].get<double>(), 1.0);
+  EXPECT_GE(forward["fell_back"].get<int>(), forward["best_iterate"].get<int>());
+  EXPECT_FALSE(metrics["fixed_point"]["fpi"].contains("backward"));
   // The same run directory again is refused, and --force replaces it.
   EXPECT_EQ(run_fpi(dir_, "train config.json --out run --quiet").status, 1);
   EXPECT_EQ(run_fpi(dir_, "train config.json --out run --quiet --force").status, 0);

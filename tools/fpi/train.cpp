@@ -203,6 +203,17 @@ int run_eval(const EvalArgs& args) {
   if (!args.json.empty()) {
     nlohmann::ordered_json record = {{"config", config.name}, {"checkpoint", checkpoint}, {"split", eval.split}};
     for (const auto& [name, value] : eval.metrics) record["metrics"][name] = value;
+    // Each fixed-point layer's solves in metrics.jsonl's form: a metric from unconverged solves means little.
+    record["fixed_point"] = nlohmann::ordered_json::object();
+    for (const fpi::train::FixedPointSummary& layer : eval.fixed_point) {
+      const fpi::train::SolveSummary& s = layer.forward;
+      record["fixed_point"][layer.layer]["forward"] = {{"samples", s.samples},
+                                                       {"mean_iterations", s.mean_iterations},
+                                                       {"max_iterations", s.max_iterations},
+                                                       {"converged_fraction", s.converged_fraction},
+                                                       {"fell_back", s.fell_back},
+                                                       {"best_iterate", s.best_iterate}};
+    }
     record["seconds"] = eval.seconds;
     fpi::io::write_file_atomically(args.json, record.dump(2) + "\n");
   }
@@ -274,7 +285,8 @@ Command add_eval(CLI::App& app) {
   command->add_option("--save-outputs", args->save_outputs,
                       "image models: write noisy | output | clean PNGs into DIR")
       ->type_name("DIR");
-  command->add_option("--json", args->json, "also write the metrics as JSON to FILE")->type_name("FILE");
+  command->add_option("--json", args->json, "also write the metrics and the fixed-point layers' solves as JSON to FILE")
+      ->type_name("FILE");
   command->add_option("--device", args->device, "cpu, cuda, cuda:N or auto");
   add_overrides(command, args->overrides);
   return [args] { return run_eval(*args); };
