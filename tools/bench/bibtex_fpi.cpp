@@ -9,7 +9,9 @@
 // Each configuration trains from the same initial weights on the same batches and reports, per
 // training step: forward and backward iterations, the fraction of samples that converged, cycles and
 // time; then the example-based F1 on the test split. "cycles" counts (sample, step) pairs in which the
-// forward solve saw a period-2 oscillation. "whole batch" reproduces the authors' stopping
+// forward solve saw a period-2 oscillation; "fell back" counts (sample, step) pairs whose forward solve
+// stalled and left the configured solver for the fallback chain (SolverOptions::stall_window, on at its
+// default of 100). "whole batch" reproduces the authors' stopping
 // test (one norm over the batch), the others stop per sample.
 //
 //   bench_bibtex_fpi [--quick] [--steps N] [--data DIR] [--threads N] [--json FILE]
@@ -61,7 +63,7 @@ struct Config {
 
 struct StepRecord {
   double forward_mean, backward_mean, converged, ms;
-  int forward_max, cycles;
+  int forward_max, cycles, fell_back;
 };
 
 std::string data_dir(const std::string& requested) {
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
                                                          {"min", 7},
                                                          {">=95%", 7},
                                                          {"cycles", 7},
+                                                         {"fell back", 9},
                                                          {"ms/step", 9},
                                                          {"F1", 7}});
   for (const Config& c : configs) {
@@ -169,7 +172,8 @@ int main(int argc, char** argv) {
           const double ms = bench::seconds_since(start) * 1e3;
           const auto& s = layer->stats();
           records.push_back({s.forward.mean_iterations(), s.backward.mean_iterations(),
-                             s.forward.converged_fraction(), ms, s.forward.max_iterations(), s.forward.cycle_count()});
+                             s.forward.converged_fraction(), ms, s.forward.max_iterations(), s.forward.cycle_count(),
+                             s.forward.fallback_count()});
         }
       }
     } catch (const Error& e) {
@@ -181,7 +185,7 @@ int main(int argc, char** argv) {
       continue;
     }
     double forward_mean = 0, backward_mean = 0, converged_mean = 0, converged_min = 1, ms = 0;
-    int forward_max = 0, good = 0, cycles = 0;
+    int forward_max = 0, good = 0, cycles = 0, fell_back = 0;
     for (const auto& r : records) {
       forward_mean += r.forward_mean / records.size();
       backward_mean += r.backward_mean / records.size();
@@ -191,13 +195,15 @@ int main(int argc, char** argv) {
       forward_max = std::max(forward_max, r.forward_max);
       good += r.converged >= 0.95;
       cycles += r.cycles;
+      fell_back += r.fell_back;
     }
     const bench::Cell f1 =
         c.evaluate && failure.empty() ? number_cell(test_f1(c, *layer, test), "%.4f") : bench::missing_cell();
     table.add({bench::text_cell(c.name), number_cell(static_cast<double>(records.size()), "%.0f"),
                number_cell(forward_mean, "%.1f"), number_cell(forward_max, "%.0f"), number_cell(backward_mean, "%.1f"),
                number_cell(100 * converged_mean, "%.1f%%"), number_cell(100 * converged_min, "%.1f%%"),
-               number_cell(good, "%.0f"), number_cell(cycles, "%.0f"), number_cell(ms, "%.1f"), f1});
+               number_cell(good, "%.0f"), number_cell(cycles, "%.0f"), number_cell(fell_back, "%.0f"),
+               number_cell(ms, "%.1f"), f1});
     if (!failure.empty()) std::printf("%-26s   stopped at step %zu: %s\n", "", records.size() + 1, failure.c_str());
   }
   return harness.finish(0);
