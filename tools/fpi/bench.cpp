@@ -342,6 +342,13 @@ std::vector<const RunResult*> of(const std::vector<RunResult>& results, const st
 int run_paper(const BenchArgs& args) {
   const Profile profile = make_profile(args.profile);
   const std::vector<Run> suite = make_suite(args, profile);
+  // Resolved before any training, so that a device this machine lacks stops the run at once.
+  const bool backward = wanted(args, "backward");
+  BackwardSetup backward_setup = profile.backward;
+  if (backward) {
+    const std::string device = args.device.empty() ? profile.device : args.device;
+    backward_setup.device = fpi::train::resolve_device(device.empty() ? "cpu" : device);
+  }
   const fs::path out = args.out.empty() ? fs::path("runs") / ("bench-" + args.profile) : fs::path(args.out);
   std::error_code error;
   if (!fs::is_directory(args.models, error))
@@ -384,12 +391,8 @@ int run_paper(const BenchArgs& args) {
   for (RunResult& r : results)
     if (r.run.experiment == "flow") r.images = write_flow_images(out, r.run);
 
-  const bool backward = wanted(args, "backward");
-  BackwardSetup backward_setup = profile.backward;
   std::vector<BackwardPoint> backward_points;
   if (backward) {
-    const std::string device = args.device.empty() ? profile.device : args.device;
-    backward_setup.device = fpi::train::resolve_device(device.empty() ? "cpu" : device);
     const std::size_t total = 2 * backward_setup.iterations.size();
     std::size_t started = 0;
     backward_points = run_backward(backward_setup, [&](const std::string& what) {
