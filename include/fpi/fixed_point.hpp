@@ -82,6 +82,13 @@ struct FixedPointOptions {
   SolverOptions forward;
   SolverOptions backward;
   FixedPointBackward backward_mode = FixedPointBackward::Implicit;
+  // λ >= 0 of a regularised backward, for the implicit and exact modes: c = (∂g/∂x)ᵀ c / (1 + λ) + ∇x̂L,
+  // i.e. ((1 + λ) I − (∂g/∂x)ᵀ) c = (1 + λ) ∇x̂L. Where ∂g/∂x has eigenvalues at 1 (FPI_GD where the
+  // energy is flat: ReLU units off, σ saturated) I − ∂g/∂x is singular and the implicit gradient does
+  // not exist; any λ > 0 keeps the system solvable and its solution bounded. λ = 0 is the implicit
+  // gradient and λ → ∞ the jacobian_free one; the factor (1 + λ) on the right keeps the gradient's
+  // scale between the two, so clip_grad_norm and the learning rate mean the same at every λ.
+  double backward_regularization = 0.0;
   NonConvergencePolicy on_nonconvergence = NonConvergencePolicy::Warn;
   bool per_sample = true;
   // Exact mode builds a (state size)² Jacobian; above this size it refuses.

@@ -1,5 +1,6 @@
 // The FPI layer's backward pass: one tape node holding x̂ that, given ∇x̂L, finds
 //   c = (∂g/∂x)ᵀ c + ∇x̂L   (implicit: backward FPI; exact: dense solve; jacobian_free: c = ∇x̂L)
+// or, with backward_regularization λ > 0, c = (∂g/∂x)ᵀ c / (1 + λ) + ∇x̂L,
 // from vector-Jacobian products of ONE step of g built at x̂, and returns (∂g/∂z)ᵀ c and (∂g/∂θ)ᵀ c.
 //
 // With create_graph the gradients must themselves be differentiable. Then c is found by another FPI
@@ -78,6 +79,7 @@ Rows all_rows(std::int64_t n) {
 Tensor implicit_solve(const Problem& p, const StepGraph& full, const Tensor& x_rows, const Tensor& gl_rows,
                       const Tensors& inputs, SolveStats& stats) {
   StepGraph current = full;
+  const double shrink = 1.0 / (1.0 + p.options.backward_regularization);
   const auto map = [&](const Tensor& c, const Rows& rows) {
     if (p.geometry.per_sample && 2 * rows.size() <= current.rows.size()) current = build_step(p, x_rows, inputs, rows, {});
     Tensor v;
@@ -89,7 +91,7 @@ Tensor implicit_solve(const Problem& p, const StepGraph& full, const Tensor& x_r
       put_rows(padded, at, c);
       v = take_rows(vjp_x(current, padded), at);
     }
-    return v + take_rows(gl_rows, rows);
+    return v * shrink + take_rows(gl_rows, rows);
   };
   std::vector<double> damping = p.forward_damping;
   for (double& d : damping) d = std::min(d, p.options.backward.damping);
@@ -99,8 +101,8 @@ Tensor implicit_solve(const Problem& p, const StepGraph& full, const Tensor& x_r
   return solved.x;
 }
 
-// The oracle: per sample, the dense Jacobian from one VJP per state coordinate, then (I − Jᵀ) c = ∇x̂L,
-// solved in float64 whatever the dtype.
+// The oracle: per sample, the dense Jacobian from one VJP per state coordinate, then
+// ((1 + λ) I − Jᵀ) c = (1 + λ) ∇x̂L (λ = backward_regularization), solved in float64 whatever the dtype.
 Tensor exact_solve(const Problem& p, const StepGraph& full, const Tensor& gl_rows, SolveStats& stats) {
   const auto started = std::chrono::steady_clock::now();
   const std::int64_t n = p.geometry.width, samples = p.geometry.samples;
@@ -119,11 +121,13 @@ Tensor exact_solve(const Problem& p, const StepGraph& full, const Tensor& gl_row
   }
   const Tensor jacobian = stack(rows, 1).to(kFloat64);
   const TensorOptions f64{.dtype = kFloat64, .device = gl_rows.device()};
-  const Tensor system = eye(n, f64) - jacobian.transpose(1, 2);
-  const ops::SolveReport solved = ops::solve_reporting_singular(system, gl_rows.to(kFloat64).unsqueeze(2));
-  FPI_CHECK(solved.singular.empty(), "fixed_point '", p.options.name,
-            "': exact backward: I - (dg/dx)^T is singular for sample ", solved.singular.front(),
-            "; g is not a contraction there");
+  const double scale = 1.0 + p.options.backward_regularization;
+  const Tensor system = eye(n, f64) * scale - jacobian.transpose(1, 2);
+  const ops::SolveReport solved =
+      ops::solve_reporting_singular(system, (gl_rows.to(kFloat64) * scale).unsqueeze(2));
+  FPI_CHECK(solved.singular.empty(), "fixed_point '", p.options.name, "': exact backward: ",
+            scale == 1.0 ? std::string("I") : detail::concat("(1 + ", p.options.backward_regularization, ") I"),
+            " - (dg/dx)^T is singular for sample ", solved.singular.front(), "; g is not a contraction there");
   stats = SolveStats{};
   stats.ran = true;
   stats.iterations.assign(samples, static_cast<int>(n));
@@ -253,7 +257,8 @@ Tensors differentiable_gradients(const Problem& p, const Tensor& x_hat, const Te
   Tensor c = gl;
   if (p.options.backward_mode == FixedPointBackward::Implicit) {
     const FixedPointStep& g = p.g;
-    const FixedPointStep adjoint_step = [g](const Tensor& v, const Tensors& in) {
+    const double shrink = 1.0 / (1.0 + p.options.backward_regularization);
+    const FixedPointStep adjoint_step = [g, shrink](const Tensor& v, const Tensors& in) {
       const bool differentiable = autograd::grad_enabled();
       Tensor vjp;
       {
@@ -262,7 +267,7 @@ Tensors differentiable_gradients(const Problem& p, const Tensor& x_hat, const Te
         const Tensor y = g(x, Tensors(in.begin() + 2, in.end()));
         vjp = autograd::grad({y}, {x}, {v}, {.create_graph = differentiable, .allow_unused = true})[0];
       }
-      return vjp.defined() ? vjp + in[0] : in[0] + 0.0;
+      return vjp.defined() ? vjp * shrink + in[0] : in[0] + 0.0;
     };
     Tensors adjoint_inputs{gl, x_var};
     adjoint_inputs.insert(adjoint_inputs.end(), step_inputs.begin(), step_inputs.end());

@@ -108,6 +108,8 @@ void validate_options(const FixedPointOptions& o) {
   validate(o.forward, "fixed_point '" + o.name + "': forward");
   validate(o.backward, "fixed_point '" + o.name + "': backward");
   FPI_CHECK(o.exact_max_state >= 1, "fixed_point '", o.name, "': exact_max_state must be positive");
+  FPI_CHECK(std::isfinite(o.backward_regularization) && o.backward_regularization >= 0.0, "fixed_point '", o.name,
+            "': backward_regularization must be finite and >= 0, got ", o.backward_regularization);
   FPI_CHECK(o.spectral_radius_iterations >= 0, "fixed_point '", o.name,
             "': spectral_radius_iterations must be 0 (off) or positive, got ", o.spectral_radius_iterations);
   FPI_CHECK(o.gradient_check_every >= 0, "fixed_point '", o.name,

@@ -1,6 +1,8 @@
 // FixedPointLayer and the FPI_NN / FPI_GD maps.
 #include "fpi/nn/fixed_point.hpp"
 
+#include <cmath>
+
 #include "fpi/nn/contraction.hpp"
 #include "fpi/ops.hpp"
 
@@ -31,7 +33,12 @@ Tensor EnergyDescentMap::energy(const Tensor& x, const Tensor& z) {
   FPI_CHECK(out.dim() >= 1 && out.size(0) == x.size(0), "EnergyDescentMap: the energy network returned shape ",
             shape_str(out.shape()), " for a batch of ", x.size(0));
   const Tensor per_sample = out.reshape({out.size(0), -1});
-  return reduction_ == EnergyReduction::Sum ? sum(per_sample, {1}) : mean(square(per_sample), {1});
+  const Tensor e = reduction_ == EnergyReduction::Sum ? sum(per_sample, {1}) : mean(square(per_sample), {1});
+  if (proximal_weight == 0.0) return e;
+  FPI_CHECK(proximal_weight > 0.0 && std::isfinite(proximal_weight) && std::isfinite(proximal_center),
+            "EnergyDescentMap: proximal_weight must be finite and >= 0 and proximal_center finite, got ",
+            proximal_weight, " and ", proximal_center);
+  return e + sum(square(x.reshape({x.size(0), -1}) - proximal_center), {1}) * (0.5 * proximal_weight);
 }
 
 // ∇ₓE needs a graph even inside the solver's no-grad loop; it is made differentiable (for the
@@ -48,8 +55,12 @@ Tensor EnergyDescentMap::step(const Tensor& x, const Tensor& z) {
 }
 
 std::string EnergyDescentMap::extra_repr() const {
-  return detail::concat("step_size=", step_size, ", reduction=", reduction_ == EnergyReduction::Sum ? "sum" : "mean_square",
-                        ", dim=", dim_);
+  std::string text = detail::concat("step_size=", step_size,
+                                    ", reduction=", reduction_ == EnergyReduction::Sum ? "sum" : "mean_square",
+                                    ", dim=", dim_);
+  if (proximal_weight != 0.0)
+    text += detail::concat(", proximal_weight=", proximal_weight, ", proximal_center=", proximal_center);
+  return text;
 }
 
 FixedPointLayer::FixedPointLayer(std::shared_ptr<FixedPointMap> map_module, Shape state_shape,
@@ -68,7 +79,13 @@ Tensor FixedPointLayer::forward(const Tensor& z) {
   FPI_CHECK(z.defined() && z.dim() >= 1, "FixedPointLayer '", options_.name, "': the input must have a batch dimension");
   Shape shape{z.size(0)};
   shape.insert(shape.end(), state_shape_.begin(), state_shape_.end());
-  return forward(z, zeros(shape, z.options()));
+  return forward(z, full(shape, initial_value_, z.options()));
+}
+
+void FixedPointLayer::set_initial_value(double value) {
+  FPI_CHECK(std::isfinite(value), "FixedPointLayer '", options_.name, "': the initial value must be finite, got ",
+            value);
+  initial_value_ = value;
 }
 
 Tensor FixedPointLayer::forward(const Tensor& z, const Tensor& x0) {

@@ -20,6 +20,7 @@ namespace {
 constexpr std::int64_t kMaxSize = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
 constexpr double kMaxNumber = std::numeric_limits<double>::max();
+constexpr double kUnbounded = std::numeric_limits<double>::infinity();
 
 template <class... Parts>
 [[noreturn]] void config_fail(const Parts&... parts) {
@@ -210,8 +211,12 @@ class GraphEnergyMap : public nn::EnergyDescentMap {
   GraphEnergyMap(std::shared_ptr<GraphModule> graph, double step_size, nn::EnergyReduction reduction)
       : EnergyDescentMap(graph, step_size, reduction), graph_(std::move(graph)), reduction_(reduction) {}
   std::string extra_repr() const override {
-    return detail::concat("step_size=", format_number(step_size),
-                          ", reduction=", reduction_ == nn::EnergyReduction::Sum ? "sum" : "mean_square");
+    std::string text = detail::concat("step_size=", format_number(step_size),
+                                      ", reduction=", reduction_ == nn::EnergyReduction::Sum ? "sum" : "mean_square");
+    if (proximal_weight != 0.0)
+      text += detail::concat(", proximal_weight=", format_number(proximal_weight),
+                             ", proximal_center=", format_number(proximal_center));
+    return text;
   }
 
  protected:
@@ -295,13 +300,16 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
 
   JsonObject map_args = args.object("map");
   const std::string map_type = map_args.choice("type", {"net", "energy"});
-  double step_size = 0.0;
+  double step_size = 0.0, proximal = 0.0;
   auto reduction = nn::EnergyReduction::MeanSquare;
   if (map_type == "energy") {
     step_size = map_args.positive_number("step_size");
     if (map_args.choice("reduction", {"mean_square", "sum"}, "mean_square") == "sum")
       reduction = nn::EnergyReduction::Sum;
+    proximal = map_args.number("proximal", 0.0, kUnbounded, 0.0);
   }
+  // The starting state's value; the proximal term pulls toward it, so one number says where both are.
+  const double initial_state = args.number("initial_state", -kUnbounded, kUnbounded, 0.0);
   auto graph = build_graph(map_args, {{"x", state}, {"z", z_shape}}, context.options, *context.generator);
   std::shared_ptr<nn::FixedPointMap> map;
   std::string summary = "map " + map_type;
@@ -311,9 +319,13 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
                   " but the state has shape ", batch_shape_str(state));
     map = std::make_shared<GraphNetMap>(graph);
   } else {
-    map = std::make_shared<GraphEnergyMap>(graph, step_size, reduction);
+    auto energy_map = std::make_shared<GraphEnergyMap>(graph, step_size, reduction);
+    energy_map->proximal_weight = proximal;
+    energy_map->proximal_center = initial_state;
+    map = energy_map;
     summary += detail::concat(" step ", short_number(step_size), " ",
                               reduction == nn::EnergyReduction::Sum ? "sum" : "mean_square");
+    if (proximal > 0.0) summary += detail::concat(" proximal ", short_number(proximal));
   }
   args.resolve("map", map_args.finish());
 
@@ -326,6 +338,7 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
                           : backward_mode == "jacobian_free" ? FixedPointBackward::JacobianFree
                           : backward_mode == "exact"         ? FixedPointBackward::Exact
                                                              : FixedPointBackward::Implicit;
+  options.backward_regularization = args.number("backward_regularization", 0.0, kUnbounded, 0.0);
   const std::string policy = args.choice("on_nonconvergence", kPolicies, "ignore");
   options.on_nonconvergence = policy == "warn"    ? NonConvergencePolicy::Warn
                               : policy == "error" ? NonConvergencePolicy::Error
@@ -336,8 +349,12 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
   summary += detail::concat(", forward ", solver_text(options.forward), ", backward ", backward_mode);
   if (options.backward_mode == FixedPointBackward::Implicit)
     summary += detail::concat(" ", solver_text(options.backward));
+  if (options.backward_regularization > 0.0)
+    summary += detail::concat(" regularised ", short_number(options.backward_regularization));
+  if (initial_state != 0.0) summary += detail::concat(", start ", short_number(initial_state));
 
   auto layer = std::make_shared<nn::FixedPointLayer>(map, given_state, options);
+  layer->set_initial_value(initial_state);
   BuiltLayer built{layer, state, {}, summary};
   if (std::find(given_state.begin(), given_state.end(), -1) != given_state.end()) {
     // The layer's own zeros would need every size: the starting state takes the -1 sizes from z.
@@ -346,7 +363,7 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
       Shape x0{z.size(0)};
       for (std::size_t d = 0; d < given_state.size(); ++d)
         x0.push_back(given_state[d] < 0 ? z.size(static_cast<std::int64_t>(d) + 1) : given_state[d]);
-      return layer->forward(z, zeros(x0, z.options()));
+      return layer->forward(z, full(x0, layer->initial_value(), z.options()));
     };
   }
   return built;

@@ -53,6 +53,12 @@ class EnergyDescentMap : public FixedPointMap {
 
   ModulePtr net;
   double step_size;
+  // A proximal term, off at 0: E + (μ/2)‖x − proximal_center‖² per sample, μ = proximal_weight. It
+  // makes ∇²E ⪰ μI, so the fixed point is unique and I − ∂g/∂x = γ∇²E is invertible even where the
+  // network's energy is flat (an FPI_GD over relu units that switch off). It changes the model: the
+  // fixed point is no longer a minimiser of the network's energy alone.
+  double proximal_weight = 0.0;
+  double proximal_center = 0.0;
 
  protected:
   // The energy network's output for (x, z), by default net(concat(z, x)). A map that hands x and z to
@@ -65,14 +71,15 @@ class EnergyDescentMap : public FixedPointMap {
   std::int64_t dim_;
 };
 
-// x̂ = FixedPoint(z): iterates the map from zeros of shape (N, state_shape...) to its fixed point.
+// x̂ = FixedPoint(z): iterates the map from a constant state of shape (N, state_shape...), zeros
+// unless set_initial_value says otherwise, to its fixed point.
 class FixedPointLayer : public Module {
  public:
   // `state_shape` is one sample's state (e.g. {159} or {1, 40, 40}); the batch comes from z.
   FixedPointLayer(std::shared_ptr<FixedPointMap> map, Shape state_shape, FixedPointOptions options = {});
 
   Tensor forward(const Tensor& z) override;
-  // Starts from x0 (N, state_shape...) instead of zeros. x0 receives no gradient.
+  // Starts from x0 (N, state_shape...) instead of the constant state. x0 receives no gradient.
   Tensor forward(const Tensor& z, const Tensor& x0);
   std::string extra_repr() const override;
 
@@ -82,11 +89,17 @@ class FixedPointLayer : public Module {
   FixedPointStats& stats() { return *stats_; }
   FixedPointOptions& options() { return options_; }
   const Shape& state_shape() const { return state_shape_; }
+  // The value of every element of the starting state of forward(z). Where g has many fixed points
+  // (FPI_GD on a flat energy) the start decides which one the solve finds: sparse labels are better
+  // started at their prior's logit than at 0, where every probability is 1/2.
+  double initial_value() const { return initial_value_; }
+  void set_initial_value(double value);
 
   std::shared_ptr<FixedPointMap> map;
 
  private:
   Shape state_shape_;
+  double initial_value_ = 0.0;
   FixedPointOptions options_;
   std::shared_ptr<FixedPointStats> stats_;
 };
