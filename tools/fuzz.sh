@@ -20,8 +20,9 @@ shift 2
 
 source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
 # clang alone does not pull in libFuzzer's runtime (libclang-rt-dev is only recommended, and deps.sh
-# installs without recommends).
-FPI_DEBIAN_PACKAGES=(cmake ninja-build clang libclang-rt-dev libopenblas-dev)
+# installs without recommends). The library's own dependencies come too, and CLI11 for fuzz_cli.
+FPI_DEBIAN_PACKAGES=(cmake ninja-build clang libclang-rt-dev libopenblas-dev nlohmann-json3-dev libvalijson-dev
+                     libcli11-dev libpng-dev)
 fpi_ensure_deps
 
 fuzz_dir="$FPI_ROOT/tools/fuzz"

@@ -4,33 +4,17 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
 
 #include "backend/backend.hpp"
+#include "backend/settings.hpp"
 
 namespace fpi::backend {
 namespace {
 
 constexpr const char* kLimitVariable = "FPI_ALLOCATOR_CACHE_LIMIT";
-
-// User text shown in an error: control characters as \xNN so the message stays one readable line.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f) {
-      out += c;
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", u);
-      out += hex;
-    }
-  }
-  return out;
-}
 
 // Read once per process: the limit is a property of the run, not something to change under a live cache.
 std::optional<std::size_t> limit_from_environment() {

@@ -8,7 +8,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fpi_cli {
 
@@ -22,6 +26,23 @@ Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_validate(CLI::App& app);
 Command add_bench(CLI::App& app);
+
+// The whole command line: the CLI11 app with every subcommand declared, and the function each one runs.
+// CLI::App can be neither copied nor moved, so this is built in place.
+struct CommandLine {
+  CommandLine();
+  CLI::App app;
+  std::vector<std::pair<std::string, Command>> commands;
+};
+
+// Parses and validates argv (argv[0] is the program) without running anything: nullopt when a command
+// is to run (the one line.app got), else the exit status parsing ended with (0 after --help or
+// --version, kUsageError for a bad command line), its text written to `out` and `err`.
+std::optional<int> parse_command_line(CommandLine& line, int argc, const char* const* argv, std::ostream& out,
+                                      std::ostream& err);
+
+// The `fpi` program: parses, runs the command, flushes standard output; returns the exit status.
+int run_program(int argc, char** argv);
 
 // Validators that accept the whole text or nothing ("12x" is an error, not 12), with the message
 // "needs a whole number from MIN to MAX, got '0'".

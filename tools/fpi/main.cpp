@@ -5,7 +5,8 @@
 // conventionally do.
 //
 // The build facts `info` prints come from CMake (tools/CMakeLists.txt) because the executable is
-// always built together with the library it reports on.
+// always built together with the library it reports on. The process's main() is fpi_main.cpp's, so the
+// fuzz target tools/fuzz/cli.cpp can link everything here and parse command lines without running one.
 #include <cblas.h>
 
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "commands.hpp"
@@ -81,6 +83,38 @@ Command add_info(CLI::App& app) {
   };
 }
 
+CommandLine::CommandLine()
+    : app("fpi: differentiable fixed-point iteration layers (Jeon, Lee & Choi). Run 'fpi COMMAND --help'.", "fpi") {
+  app.set_version_flag("--version", std::string("fpi ") + FPI_VERSION);
+  app.require_subcommand(1);
+  commands = {
+      {"info", add_info(app)},         {"demo", add_demo(app)},
+      {"train", add_train(app)},       {"eval", add_eval(app)},
+      {"validate", add_validate(app)}, {"bench", add_bench(app)},
+  };
+}
+
+std::optional<int> parse_command_line(CommandLine& line, int argc, const char* const* argv, std::ostream& out,
+                                      std::ostream& err) {
+  // CLI11 would report an unknown first word as a missing subcommand; name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const auto& [name, command] : line.commands) known = known || std::string(argv[1]) == name;
+    if (!known) {
+      err << "fpi: unknown command '" << argv[1] << "'; the commands are info, demo, train, eval, validate, bench\n"
+          << "Run with --help for more information.\n";
+      return kUsageError;
+    }
+  }
+  try {
+    line.app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = line.app.exit(e, out, err);
+    return status == 0 ? 0 : kUsageError;
+  }
+  return std::nullopt;
+}
+
 }  // namespace fpi_cli
 
 namespace {
@@ -88,34 +122,10 @@ namespace {
 using fpi_cli::kUsageError;
 
 int run(int argc, char** argv) {
-  CLI::App app("fpi: differentiable fixed-point iteration layers (Jeon, Lee & Choi). Run 'fpi COMMAND --help'.",
-               "fpi");
-  app.set_version_flag("--version", std::string("fpi ") + FPI_VERSION);
-  app.require_subcommand(1);
-  const std::pair<const char*, fpi_cli::Command> commands[] = {
-      {"info", fpi_cli::add_info(app)},         {"demo", fpi_cli::add_demo(app)},
-      {"train", fpi_cli::add_train(app)},       {"eval", fpi_cli::add_eval(app)},
-      {"validate", fpi_cli::add_validate(app)}, {"bench", fpi_cli::add_bench(app)},
-  };
-  // CLI11 would report an unknown first word as a missing subcommand; name it instead.
-  if (argc > 1 && argv[1][0] != '-') {
-    bool known = false;
-    for (const auto& [name, command] : commands) known = known || std::string(argv[1]) == name;
-    if (!known) {
-      std::cerr << "fpi: unknown command '" << argv[1]
-                << "'; the commands are info, demo, train, eval, validate, bench\n"
-                << "Run with --help for more information.\n";
-      return kUsageError;
-    }
-  }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int status = app.exit(e);
-    return status == 0 ? 0 : kUsageError;
-  }
-  for (const auto& [name, command] : commands) {
-    if (!app.got_subcommand(name)) continue;
+  fpi_cli::CommandLine line;
+  if (const auto status = fpi_cli::parse_command_line(line, argc, argv, std::cout, std::cerr)) return *status;
+  for (const auto& [name, command] : line.commands) {
+    if (!line.app.got_subcommand(name)) continue;
     try {
       return command();
     } catch (const fpi::train::ConfigError& e) {
@@ -149,4 +159,4 @@ int finish_output(int status) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return finish_output(run(argc, argv)); }
+int fpi_cli::run_program(int argc, char** argv) { return finish_output(run(argc, argv)); }

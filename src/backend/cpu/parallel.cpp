@@ -4,10 +4,8 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,24 +13,16 @@
 #include <thread>
 #include <vector>
 
+#include "backend/settings.hpp"
 #include "fpi/core.hpp"
 
 namespace fpi::backend::cpu {
 namespace {
 
-// More threads than this is a typo, not a machine: each would be started and kept.
-constexpr int kMaxThreads = 1024;
-
 int configured_threads() {
   const char* env = std::getenv("FPI_NUM_THREADS");
   if (!env) return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned{kMaxThreads}));
-  int n = 0;
-  const char* end = env + std::strlen(env);
-  const auto [stop, error] = std::from_chars(env, end, n);
-  FPI_CHECK(error == std::errc() && stop == end && *env != '\0' && n >= 1 && n <= kMaxThreads,
-            "FPI_NUM_THREADS='", env, "' is not a whole number from 1 to ", kMaxThreads,
-            "; unset it to use every core");
-  return n;
+  return parse_num_threads(env);
 }
 
 thread_local bool in_parallel_region = false;
