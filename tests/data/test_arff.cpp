@@ -214,6 +214,24 @@ TEST(Arff, ManyNominalValuesAreCheckedForDuplicates) {
   expect_arff_error("@relation r\n@attribute a {b,a,'b',a}\n@data\n", 2, "lists the value 'b' twice");
 }
 
+// Each nominal attribute has its own look-up table: a value reads as its index in its own attribute's list,
+// exactly (case, prefixes, quotes and escapes), in dense and sparse rows alike.
+TEST(Arff, NominalValuesReadAsTheirIndexInTheirOwnAttribute) {
+  const std::string header =
+      "@relation r\n@attribute a {ab,a,'a b',A}\n@attribute n numeric\n@attribute b {a,z}\n"
+      "@attribute c {'x\\'y',\"q,r\"}\n@data\n";
+  const ArffData d = read_arff_text(header + "a,1,z,'x\\'y'\nab,2,a,\"q,r\"\n'a b',3,z,'x\\'y'\nA,4,a,'q,r'\n"
+                                              "{0 a,2 z,3 \"q,r\"}\n",
+                                    "mem");
+  const double expected[5][4] = {{1, 1, 1, 0}, {0, 2, 0, 1}, {2, 3, 1, 0}, {3, 4, 0, 1}, {1, 0, 1, 1}};
+  for (int r = 0; r < 5; ++r)
+    for (int c = 0; c < 4; ++c) EXPECT_EQ(d.at(r, c), expected[r][c]) << "row " << r << ", column " << c;
+  for (const char* row : {"a,1,b,'x\\'y'", "ab,1,z,x", "AB,1,z,'x\\'y'", "'a ',1,z,'x\\'y'", "{2 ab}"})
+    EXPECT_NE(error_of([&] { read_arff_text(header + row + "\n", "mem"); }).find("is not a value of nominal attribute"),
+              std::string::npos)
+        << row;
+}
+
 TEST(Arff, ControlCharactersInMessagesAreEscaped) {
   const std::string nul = kHeader + std::string("1\0z,x,2\n", 8);
   expect_arff_error(nul, 6, "'1\\x00z' is not a number, but attribute 'a' (column 0) is numeric");
