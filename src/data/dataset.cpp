@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "data/sampling.hpp"
+
 namespace fpi::data {
 
 const Tensor& Batch::at(const std::string& name) const {
@@ -18,7 +20,7 @@ std::int64_t Dataset::num_batches(std::int64_t batch_size) const {
   const std::int64_t n = size();
   if (n == 0) return 0;
   const std::int64_t b = std::min(batch_size, std::max<std::int64_t>(max_batch_size(), 1));
-  return (n + b - 1) / b;
+  return detail::ceil_div(n, b);
 }
 
 }  // namespace fpi::data

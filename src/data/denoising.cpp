@@ -201,7 +201,8 @@ std::vector<std::string> first(const std::vector<std::string>& names, std::int64
 Splits denoising_splits(const DenoisingOptions& options) {
   const DenoisingOptions& o = options;
   FPI_CHECK(o.sigma > 0.0 && o.sigma <= 255.0, "DenoisingOptions.sigma: ", o.sigma, " is outside (0, 255]");
-  FPI_CHECK(o.patch_size >= 1, "DenoisingOptions.patch_size: must be at least 1, got ", o.patch_size);
+  FPI_CHECK(o.patch_size >= 1 && o.patch_size <= kMaxImageSide, "DenoisingOptions.patch_size: must be from 1 to ",
+            kMaxImageSide, " (the largest image side fpi reads), got ", o.patch_size);
   FPI_CHECK(o.patches_per_epoch >= 1, "DenoisingOptions.patches_per_epoch: must be at least 1, got ",
             o.patches_per_epoch);
   FPI_CHECK(o.validation_images >= 0, "DenoisingOptions.validation_images: must be at least 0, got ",

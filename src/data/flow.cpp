@@ -274,8 +274,8 @@ ImageList load_images(const FlowOptions& o, const std::vector<std::string>& name
 }
 
 void check_options(const FlowOptions& o) {
-  FPI_CHECK(o.height >= 8 && o.width >= 8, "FlowOptions.height/width: at least 8 pixels each, got ", o.height, "x",
-            o.width);
+  FPI_CHECK(o.height >= 8 && o.width >= 8 && o.height <= kMaxImageSide && o.width <= kMaxImageSide,
+            "FlowOptions.height/width: from 8 to ", kMaxImageSide, " pixels each, got ", o.height, "x", o.width);
   FPI_CHECK(o.train_size >= 1, "FlowOptions.train_size: must be at least 1, got ", o.train_size);
   FPI_CHECK(o.validation_size >= 1, "FlowOptions.validation_size: must be at least 1, got ", o.validation_size);
   FPI_CHECK(o.test_size >= 1, "FlowOptions.test_size: must be at least 1, got ", o.test_size);

@@ -8,6 +8,7 @@
 #include <numbers>
 
 #include "fpi/data/flow.hpp"
+#include "fpi/data/image.hpp"
 #include "fpi/io/file.hpp"
 
 namespace fpi::data {
@@ -153,11 +154,14 @@ RgbImage side_by_side(const std::vector<RgbImage>& images, std::int64_t gap) {
   FPI_CHECK(!images.empty(), "side_by_side: no image");
   FPI_CHECK(gap >= 0, "side_by_side: gap must be at least 0, got ", gap);
   const std::int64_t h = images.front().height;
-  std::int64_t w = gap * (std::ssize(images) - 1);
+  std::int64_t w = 0;
+  bool fits = !__builtin_mul_overflow(gap, std::ssize(images) - 1, &w);
   for (const RgbImage& image : images) {
     FPI_CHECK(image.height == h, "side_by_side: heights differ (", image.height, " and ", h, ")");
-    w += image.width;
+    fits = fits && !__builtin_add_overflow(w, image.width, &w);
   }
+  FPI_CHECK(fits && h <= kMaxImagePixels / std::max<std::int64_t>(w, 1), "side_by_side: ", images.size(),
+            " images of height ", h, " with gaps of ", gap, " make more than ", kMaxImagePixels, " pixels");
   RgbImage out{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(3 * h * w), 255)};
   std::int64_t left = 0;
   for (const RgbImage& image : images) {
@@ -171,6 +175,11 @@ RgbImage side_by_side(const std::vector<RgbImage>& images, std::int64_t gap) {
 
 RgbImage enlarge(const RgbImage& image, std::int64_t factor) {
   FPI_CHECK(factor >= 1, "enlarge: factor must be at least 1, got ", factor);
+  // Divisions, not products: the bound must hold before anything of the enlarged size is computed.
+  FPI_CHECK(image.width <= kMaxImagePixels / factor &&
+                image.height <= kMaxImagePixels / std::max<std::int64_t>(image.width * factor, 1) / factor,
+            "enlarge: a ", image.width, "x", image.height, " image enlarged ", factor, " times has more than ",
+            kMaxImagePixels, " pixels");
   const std::int64_t w = image.width * factor;
   RgbImage out{image.height * factor, w, {}};
   out.pixels.resize(static_cast<std::size_t>(3 * w * out.height));
@@ -182,7 +191,7 @@ RgbImage enlarge(const RgbImage& image, std::int64_t factor) {
 }
 
 std::string encode_png_rgb8(const RgbImage& image, const std::string& name) {
-  FPI_CHECK(image.height >= 1 && image.width >= 1 && image.height * image.width <= (std::int64_t{1} << 28), name,
+  FPI_CHECK(image.height >= 1 && image.width >= 1 && image.height <= kMaxImagePixels / image.width, name,
             ": cannot encode a ", image.width, "x", image.height, " image");
   FPI_CHECK(std::ssize(image.pixels) == 3 * image.height * image.width, name, ": the image has ",
             image.pixels.size(), " bytes but is ", image.width, "x", image.height, " RGB");

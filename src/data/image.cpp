@@ -46,9 +46,11 @@ GrayImage decode_png_gray8(std::string_view bytes, const std::string& name, std:
   png_image& image = guard.get();
   FPI_CHECK(png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()) != 0, name, ": ", guard.message());
   const std::int64_t height = image.height, width = image.width;
-  FPI_CHECK(height * width <= max_pixels, name, ": the image is ", width, "x", height, " = ", width * height,
+  // libpng has checked both sides are from 1 to 2^31 - 1; shape_numel still checks their product.
+  const std::int64_t pixels = shape_numel({height, width});
+  FPI_CHECK(pixels <= max_pixels, name, ": the image is ", width, "x", height, " = ", pixels,
             " pixels, more than the ", max_pixels, " this reader accepts");
-  GrayImage out{height, width, std::vector<std::uint8_t>(static_cast<std::size_t>(height * width))};
+  GrayImage out{height, width, std::vector<std::uint8_t>(static_cast<std::size_t>(pixels))};
   if ((image.format & PNG_FORMAT_FLAG_LINEAR) != 0) {
     // A 16-bit file. Asked for 8-bit output, libpng would treat its values as linear light and encode
     // them as sRGB (32896 would become 186, not 128); fpi takes stored values as they are, like 8-bit
@@ -70,7 +72,8 @@ GrayImage decode_png_gray8(std::string_view bytes, const std::string& name, std:
 }
 
 std::string encode_png_gray8(const GrayImage& image, const std::string& name) {
-  FPI_CHECK(image.height >= 1 && image.width >= 1 && image.height * image.width <= kMaxImagePixels, name,
+  // Sides of any size can reach here (a GrayImage is a plain struct), so the bound is checked by division.
+  FPI_CHECK(image.height >= 1 && image.width >= 1 && image.height <= kMaxImagePixels / image.width, name,
             ": cannot encode a ", image.width, "x", image.height, " image");
   FPI_CHECK(static_cast<std::int64_t>(image.pixels.size()) == image.height * image.width, name, ": the image has ",
             image.pixels.size(), " pixels but is ", image.width, "x", image.height);

@@ -8,6 +8,8 @@
 #include <numeric>
 #include <utility>
 
+#include "data/sampling.hpp"
+
 namespace fpi::data {
 
 TensorDataset::TensorDataset(std::vector<Tensor> tensors) {
@@ -53,7 +55,7 @@ DataLoader::DataLoader(TensorDataset dataset, DataLoaderOptions options)
 std::int64_t DataLoader::num_batches() const {
   const std::int64_t n = dataset_.size();
   const std::int64_t b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  return options_.drop_last ? n / b : detail::ceil_div(n, b);
 }
 
 void DataLoader::start_epoch() {
@@ -70,9 +72,11 @@ void DataLoader::start_epoch() {
 DataLoader::Batch DataLoader::batch(std::int64_t index) const {
   FPI_CHECK(index >= 0 && index < num_batches(), "DataLoader::batch: index ", index, " is out of range (",
             num_batches(), " batches)");
+  // index < num_batches() makes begin < size(), so neither the product nor size() - begin can overflow,
+  // whatever batch_size a caller asked for.
   const std::int64_t begin = index * options_.batch_size;
-  const std::int64_t end = std::min(begin + options_.batch_size, dataset_.size());
-  return dataset_.gather(std::span<const std::int64_t>(order_).subspan(begin, end - begin));
+  const std::int64_t count = std::min(options_.batch_size, dataset_.size() - begin);
+  return dataset_.gather(std::span<const std::int64_t>(order_).subspan(begin, count));
 }
 
 DataLoader::Iterator::Iterator(DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) { load(); }

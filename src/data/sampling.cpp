@@ -79,10 +79,12 @@ std::pair<std::int64_t, std::int64_t> batch_bounds(const std::string& who, std::
   FPI_CHECK(epoch >= 0, who, ": epoch must be at least 0, got ", epoch);
   FPI_CHECK(batch_size >= 1, who, ": batch_size must be at least 1, got ", batch_size);
   const std::int64_t b = std::min(batch_size, std::max<std::int64_t>(max_batch_size, 1));
-  const std::int64_t batches = (size + b - 1) / b;
+  const std::int64_t batches = ceil_div(size, b);
   FPI_CHECK(index >= 0 && index < batches, who, ": batch index ", index, " is out of range (", batches,
             " batches of ", b, ")");
-  return {index * b, std::min(index * b + b, size)};
+  // index < batches makes begin < size, so neither the product nor size - begin can overflow.
+  const std::int64_t begin = index * b;
+  return {begin, begin + std::min(b, size - begin)};
 }
 
 RowsDataset::RowsDataset(std::vector<std::string> names, std::vector<Tensor> tensors, bool shuffle,

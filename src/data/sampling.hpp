@@ -64,6 +64,10 @@ class Ziggurat {
   std::array<double, 257> f_{};  // f(x[i])
 };
 
+// ceil(size / batch) for size >= 0 and batch >= 1, without forming size + batch - 1, which overflows for
+// a size near 2^63 (a config may ask for that many patches or pairs per epoch).
+inline std::int64_t ceil_div(std::int64_t size, std::int64_t batch) { return size / batch + (size % batch != 0); }
+
 // Samples [begin, end) of batch `index` for a dataset of `size` samples, after checking the arguments;
 // `batch_size` is capped by `max_batch_size`. `who` names the dataset in errors.
 std::pair<std::int64_t, std::int64_t> batch_bounds(const std::string& who, std::int64_t size,

@@ -26,6 +26,7 @@
 
 #include "fpi/data/arff.hpp"
 #include "fpi/data/flow.hpp"
+#include "fpi/data/image.hpp"
 
 namespace fpi::train {
 namespace {
@@ -379,7 +380,7 @@ void read_data(JsonObject& root, RunConfig& config, DType dtype) {
     data::DenoisingOptions o;
     o.dir = data.string("dir", o.dir);
     o.sigma = data.number_in("sigma", Interval{0, 255, true, false}, o.sigma);
-    o.patch_size = data.integer("patch_size", 1, kMaxInt, o.patch_size);
+    o.patch_size = data.integer("patch_size", 1, data::kMaxImageSide, o.patch_size);
     o.patches_per_epoch = data.integer("patches_per_epoch", 1, kMaxInt, o.patches_per_epoch);
     o.flips = data.boolean("flips", o.flips);
     o.validation_images = data.integer("validation_images", 0, kMaxInt, o.validation_images);
@@ -393,8 +394,8 @@ void read_data(JsonObject& root, RunConfig& config, DType dtype) {
   } else if (config.data_type == "flow") {
     data::FlowOptions o;
     o.dir = data.string("dir", o.dir);
-    o.height = data.integer("height", 8, kMaxInt, o.height);
-    o.width = data.integer("width", 8, kMaxInt, o.width);
+    o.height = data.integer("height", 8, data::kMaxImageSide, o.height);
+    o.width = data.integer("width", 8, data::kMaxImageSide, o.width);
     o.train_size = data.integer("train_size", 1, kMaxInt, o.train_size);
     o.validation_size = data.integer("validation_size", 1, kMaxInt, o.validation_size);
     o.test_size = data.integer("test_size", 1, kMaxInt, o.test_size);
@@ -521,7 +522,7 @@ void read_schedule(JsonObject& root, RunConfig& config) {
 void read_train(JsonObject& root, RunConfig& config) {
   JsonObject in = root.object("train");
   config.train.epochs = in.integer("epochs", 1, kMaxInt);
-  config.train.batch_size = in.integer("batch_size", 1, kMaxInt);
+  config.train.batch_size = in.integer("batch_size", 1, data::kMaxBatchSize);
   const json* clip = in.raw_optional("clip_grad_norm");
   if (clip && !clip->is_null()) {
     config.train.clip_grad_norm = in.positive_number("clip_grad_norm");
@@ -541,7 +542,7 @@ void read_eval(JsonObject& root, RunConfig& config) {
     config_fail(in.key_path("metric"), ": expected one of the configured metrics (", quoted_list(config.metrics),
                 "), got ", render_json(e.metric), "; add it to \"metrics\"");
   e.mode = in.choice("mode", {"min", "max"}, e.metric == "f1" || e.metric == "psnr" ? "max" : "min");
-  e.batch_size = in.integer("batch_size", 1, kMaxInt, config.train.batch_size);
+  e.batch_size = in.integer("batch_size", 1, data::kMaxBatchSize, config.train.batch_size);
   root.resolve("eval", in.finish());
 }
 

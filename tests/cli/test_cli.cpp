@@ -185,6 +185,23 @@ const BadInput kBadInputs[] = {
     {"nonfinite_data", [](json& c, CliTest&) { c["data"]["input_scale"] = 1e300; }, "train config.json --out run", 1,
      "epoch 1, step 1 (batch 1 of 4): layer 'fpi' (fixed_point): fixed_point 'fpi' forward: iteration 1 "
      "produced a non-finite value"},
+    // Sizes no batch or image can have: refused by their config key before any data is read.
+    {"batch_size_huge", [](json& c, CliTest&) { c["train"]["batch_size"] = 1000000000000; }, "validate config.json",
+     2, "train.batch_size: expected an integer from 1 to 1000000, got 1000000000000"},
+    {"eval_batch_size_huge", [](json& c, CliTest&) { c["eval"] = {{"batch_size", 2000000}}; }, "validate config.json",
+     2, "eval.batch_size: expected an integer from 1 to 1000000, got 2000000"},
+    {"patch_size_huge",
+     [](json& c, CliTest&) {
+       c["data"] = {{"type", "denoising"}, {"patch_size", 100000}};
+       c["loss"]["target"] = "clean";
+     },
+     "validate config.json", 2, "data.patch_size: expected an integer from 1 to 16384, got 100000"},
+    {"flow_frames_huge",
+     [](json& c, CliTest&) {
+       c["data"] = {{"type", "flow"}, {"height", 64}, {"width", 4294967296}};
+       c["loss"]["target"] = "flow";
+     },
+     "validate config.json", 2, "data.width: expected an integer from 8 to 16384, got 4294967296"},
 };
 
 TEST_P(BadInputTest, FailsWithItsStatusAndMessage) {

@@ -520,6 +520,29 @@ TEST(DenoisingChecksums, AnUnlistedImageIsRefused) {
                       (dir.path() / "SHA256SUMS").string());
 }
 
+// A split of near 2^63 samples (patches_per_epoch and the flow sizes may be that large) counts and bounds
+// its batches exactly: ceil(size / batch) must not be computed as (size + batch - 1) / batch.
+class HugeDataset final : public Dataset {
+ public:
+  std::vector<FieldSpec> fields() const override { return {}; }
+  std::int64_t size() const override { return std::numeric_limits<std::int64_t>::max(); }
+  Batch batch(std::int64_t, std::int64_t, std::int64_t) const override { return {}; }
+  std::string describe() const override { return "huge"; }
+};
+
+TEST(BatchBounds, SizesNearTheInt64LimitDoNotOverflow) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  EXPECT_EQ(HugeDataset().num_batches(1000), kMax / 1000 + 1);
+  EXPECT_EQ(HugeDataset().num_batches(kMax), 1);
+  const std::int64_t last = kMax / 1000;  // the short last batch
+  using Bounds = std::pair<std::int64_t, std::int64_t>;
+  EXPECT_EQ(detail::batch_bounds("huge", kMax, kMax, 0, 0, 1000), Bounds(0, 1000));
+  EXPECT_EQ(detail::batch_bounds("huge", kMax, kMax, 0, last, 1000), Bounds(last * 1000, kMax));
+  EXPECT_EQ(detail::batch_bounds("huge", kMax, kMax, 0, 0, kMax), Bounds(0, kMax));
+  expect_contains(error_of([&] { detail::batch_bounds("huge", kMax, kMax, 0, last + 1, 1000); }),
+                  "huge: batch index 9223372036854776 is out of range (9223372036854776 batches of 1000)");
+}
+
 TEST(DenoisingOptionsCheck, BadOptionsAreNamed) {
   const auto with = [](auto change) {
     DenoisingOptions options = small_denoising();
@@ -528,6 +551,12 @@ TEST(DenoisingOptionsCheck, BadOptionsAreNamed) {
   };
   expect_contains(with([](DenoisingOptions& o) { o.patch_size = 500; }),
                   "DenoisingOptions.patch_size: 500 is larger than the smallest training image (180)");
+  // A patch no image can hold is refused before any file is read.
+  expect_contains(with([](DenoisingOptions& o) {
+                    o.patch_size = kMaxImageSide + 1;
+                    o.dir = "no/such/dir";
+                  }),
+                  "DenoisingOptions.patch_size: must be from 1 to 16384 (the largest image side fpi reads), got 16385");
   expect_contains(with([](DenoisingOptions& o) { o.sigma = 0.0; }), "DenoisingOptions.sigma: 0 is outside (0, 255]");
   expect_contains(with([](DenoisingOptions& o) { o.sigma = std::nan(""); }), "DenoisingOptions.sigma: nan");
   expect_contains(with([](DenoisingOptions& o) { o.patches_per_epoch = 0; }), "DenoisingOptions.patches_per_epoch");

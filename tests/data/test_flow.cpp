@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "fpi/data/flow.hpp"
@@ -14,6 +15,7 @@
 #include "fpi/ops.hpp"
 #include "fpi/train/config.hpp"
 #include "fpi/train/trainer.hpp"
+#include "test_util.hpp"
 
 namespace fpi::data {
 namespace {
@@ -119,6 +121,24 @@ TEST(FlowData, BadOptionsNameTheOption) {
         }
       },
       Error);
+}
+
+// Frames no image could hold are refused before any file is read, and no product of sizes overflows: the
+// panels' helpers take sizes from their callers, so they check by division.
+TEST(FlowData, SizesBeyondAnImageAreRefused) {
+  using testing::error_of;
+  FlowOptions options = small_options();
+  options.height = kMaxImageSide + 1;
+  options.dir = "no/such/dir";
+  EXPECT_EQ(error_of([&] { flow_splits(options); }), "FlowOptions.height/width: from 8 to 16384 pixels each, got 16385x64");
+  const RgbImage pixel{1, 1, {0, 0, 0}};
+  EXPECT_EQ(error_of([&] { enlarge(pixel, std::int64_t{1} << 40); }),
+            "enlarge: a 1x1 image enlarged 1099511627776 times has more than 268435456 pixels");
+  EXPECT_EQ(error_of([&] { side_by_side({pixel, pixel, pixel}, std::numeric_limits<std::int64_t>::max() / 2 + 1); }),
+            "side_by_side: 3 images of height 1 with gaps of 4611686018427387904 make more than 268435456 pixels");
+  EXPECT_EQ(error_of([&] { encode_png_rgb8(RgbImage{std::int64_t{1} << 40, std::int64_t{1} << 40, {}}, "huge"); }),
+            "huge: cannot encode a 1099511627776x1099511627776 image");
+  EXPECT_EQ(enlarge(pixel, 3).pixels.size(), 27u);
 }
 
 TEST(FlowMetrics, AverageEndPointError) {

@@ -95,6 +95,13 @@ TEST(Png, RefusesImagesOverThePixelLimitBeforeAllocating) {
                   "small: the image is 3x2 = 6 pixels, more than the 5");
 }
 
+// A GrayImage is a plain struct, so its sides can be anything; their product must not overflow in the check.
+TEST(Png, EncodeRefusesSidesWhoseProductOverflows) {
+  const GrayImage huge{std::int64_t{1} << 40, std::int64_t{1} << 40, {}};
+  expect_contains(error_of([&] { encode_png_gray8(huge, "huge"); }),
+                  "huge: cannot encode a 1099511627776x1099511627776 image");
+}
+
 TEST(Png, WriteThenReadIsExactOnEightBitValues) {
   const TempDir dir;
   std::vector<double> values(256);

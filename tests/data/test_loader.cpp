@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "fpi/data/loader.hpp"
@@ -114,6 +115,17 @@ TEST(DataLoader, RejectsWhatCannotWork) {
             "TensorDataset: tensor 0 is a scalar; every tensor needs a row dimension (0)");
   DataLoader loader(make_dataset(4), {.batch_size = 2});
   EXPECT_EQ(message([&] { loader.batch(2); }), "DataLoader::batch: index 2 is out of range (2 batches)");
+}
+
+// A batch size beyond the dataset, up to the largest int64, is one batch of every row (or none when
+// dropping the short batch), not an overflow in the batch count or the batch's end.
+TEST(DataLoader, AnyBatchSizeBeyondTheDatasetIsOneBatchOfEveryRow) {
+  for (const std::int64_t batch_size : {std::int64_t{5}, std::numeric_limits<std::int64_t>::max()}) {
+    DataLoader loader(make_dataset(4), {.batch_size = batch_size});
+    ASSERT_EQ(loader.num_batches(), 1) << batch_size;
+    EXPECT_EQ(rows_of(loader.batch(0)), (std::vector<std::int64_t>{0, 1, 2, 3})) << batch_size;
+    EXPECT_EQ(DataLoader(make_dataset(4), {.batch_size = batch_size, .drop_last = true}).num_batches(), 0);
+  }
 }
 
 // The batches a loop sees from here on: the rest of the current epoch, then `epochs` whole ones.

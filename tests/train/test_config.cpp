@@ -181,8 +181,8 @@ TEST(Config, BadConfigsNameThePlace) {
       {"epochs zero", [](json& c) { c["train"]["epochs"] = 0; },
        "bad.json: train.epochs: expected a positive integer, got 0"},
       {"batch size not whole", [](json& c) { c["train"]["batch_size"] = 1.5; },
-       "bad.json: train.batch_size: expected a positive integer, got 1.5 (integers are written without a decimal "
-       "point or exponent)"},
+       "bad.json: train.batch_size: expected an integer from 1 to 1000000, got 1.5 (integers are written without a "
+       "decimal point or exponent)"},
       {"negative seed", [](json& c) { c["seed"] = -1; }, "bad.json: seed: expected a non-negative integer, got -1"},
       {"bad device", [](json& c) { c["device"] = "gpu"; },
        "bad.json: device: expected a string matching ^(cpu|cuda|cuda:[0-9]+|auto)$, got \"gpu\""},
@@ -266,7 +266,8 @@ TEST(Config, SchemaErrorsAreListedOnePerLine) {
   const std::string message = testing::error_of([&] { parse_config(config, "bad.json"); });
   EXPECT_NE(message.find("bad.json: seed: expected a non-negative integer, got \"x\""), std::string::npos) << message;
   EXPECT_NE(message.find("bad.json: train.epochs: expected a positive integer, got 0"), std::string::npos) << message;
-  EXPECT_NE(message.find("bad.json: train.batch_size: expected a positive integer, got 0"), std::string::npos)
+  EXPECT_NE(message.find("bad.json: train.batch_size: expected an integer from 1 to 1000000, got 0"),
+            std::string::npos)
       << message;
   EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 2) << message;
 

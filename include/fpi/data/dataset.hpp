@@ -15,6 +15,10 @@
 
 namespace fpi::data {
 
+// The largest batch a config may ask for (train.batch_size, eval.batch_size; the command line's
+// --batch-size too): a batch is one tensor per field, and a larger one is a typo, not a memory size.
+inline constexpr std::int64_t kMaxBatchSize = 1000000;
+
 // One field of every sample: its name and its shape without the batch dimension. A size of -1 varies
 // from batch to batch (the height and width of whole test images).
 struct FieldSpec {

@@ -15,6 +15,9 @@ namespace fpi::data {
 // The largest image the decoders accept (2^28 pixels, 256 MiB of 8-bit gray): a PNG header of a few
 // bytes can claim 2^31 x 2^31 pixels, and the check comes before anything that size is allocated.
 inline constexpr std::int64_t kMaxImagePixels = std::int64_t{1} << 28;
+// The largest height or width the data options accept (a patch, a generated frame): a square of this side
+// is kMaxImagePixels, so no product of two sides overflows or asks for more than an image may hold.
+inline constexpr std::int64_t kMaxImageSide = std::int64_t{1} << 14;
 
 // 8-bit gray pixels, row-major: pixels[y * width + x].
 struct GrayImage {
