@@ -10,9 +10,10 @@ FPI_JOBS="$(nproc 2>/dev/null || echo 2)"
 # libgmock-dev is listed because GoogleTest's matchers are part of what a test may include. The trainer
 # reads JSON (nlohmann-json3-dev), checks configs against models/schema.json (libvalijson-dev), parses
 # its command line with CLI11 (libcli11-dev) and reads and writes PNG images (libpng-dev). `fpi bench paper`
-# draws its plots with gnuplot (gnuplot-nox: no X11), run as a child process.
+# draws its plots with gnuplot (gnuplot-nox: no X11), run as a child process. Data-parallel training
+# (`mpirun -np N fpi train`) and its tests need Open MPI's C library and launcher.
 FPI_DEBIAN_PACKAGES=(cmake ninja-build g++ libopenblas-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-                     libvalijson-dev libcli11-dev libpng-dev gnuplot-nox)
+                     libvalijson-dev libcli11-dev libpng-dev gnuplot-nox libopenmpi-dev openmpi-bin)
 
 fpi_missing_packages() {
   local installed package

@@ -1,0 +1,60 @@
+// The processes of a data-parallel run and the few collective operations the trainer needs: all-reduce,
+// broadcast from rank 0, barrier, abort. The trainer sees only this interface, so a GPU implementation
+// (NCCL, on device buffers and a stream) can sit beside the MPI one without touching it; no MPI type
+// appears here. `world()` is the communicator the process was launched with: MPI under `mpirun` when
+// fpi was built with it, otherwise a single process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "fpi/tensor.hpp"
+
+namespace fpi::dist {
+
+enum class ReduceOp { Sum, Max };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // "single process", "Open MPI v4.1.4, rank 0 of 2".
+  virtual std::string describe() const = 0;
+
+  // Every rank's `values` combined element-wise, written back on every rank. All ranks must call the
+  // collectives in the same order with the same lengths.
+  virtual void all_reduce(std::span<float> values, ReduceOp op = ReduceOp::Sum) = 0;
+  virtual void all_reduce(std::span<double> values, ReduceOp op = ReduceOp::Sum) = 0;
+  // Rank 0's bytes copied to every rank.
+  virtual void broadcast(std::span<std::byte> bytes) = 0;
+  virtual void barrier() = 0;
+  // Ends every process of the run with `status`: after an error on one rank the others would otherwise
+  // wait forever in the next collective.
+  [[noreturn]] virtual void abort(int status) = 0;
+
+  // The same on a contiguous CPU tensor (float32 or float64), in place.
+  void all_reduce(const Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  void broadcast(const Tensor& tensor);
+};
+
+// One process: every collective is the identity.
+std::unique_ptr<Communicator> single_process();
+
+// The communicator of this process, made on first use: MPI when fpi was built with it and the process
+// was started by an MPI launcher, else a single process. A build without MPI started by a launcher with
+// more than one process is an fpi::Error (it would train N independent copies).
+Communicator& world();
+
+// Whether this build of fpi has the MPI communicator.
+bool mpi_built();
+
+// The number of processes an MPI launcher started this one among (Open MPI's OMPI_COMM_WORLD_SIZE,
+// PMI_SIZE of MPICH and Slurm, PMIX_SIZE-style variables), or 1 when none did.
+int launcher_world_size();
+
+}  // namespace fpi::dist
