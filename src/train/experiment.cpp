@@ -80,7 +80,10 @@ std::pair<Tensor, Tensor> Experiment::forward(const data::Batch& batch) {
 }
 
 EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batch_size,
-                                const std::function<void(const data::Batch&, const Tensor&)>& outputs) {
+                                const std::function<void(const data::Batch&, const Tensor&)>& outputs,
+                                dist::Communicator* communicator) {
+  const int rank = communicator ? communicator->rank() : 0;
+  const int ranks = communicator ? communicator->size() : 1;
   const auto start = std::chrono::steady_clock::now();
   const data::Dataset& dataset = split(split_name);
   const bool was_training = model_->is_training();
@@ -91,7 +94,7 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
   std::int64_t samples = 0;
   SolveAccumulators fixed_point(*model_);
   const std::int64_t batches = dataset.num_batches(batch_size);
-  for (std::int64_t index = 0; index < batches; ++index) {
+  for (std::int64_t index = rank; index < batches; index += ranks) {
     const data::Batch batch = dataset.batch(0, index, batch_size);
     const auto [output, loss] = forward(batch);
     const double loss_value = loss.item();
@@ -119,6 +122,16 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
     if (outputs) outputs(batch, prediction);
   }
   if (was_training) model_->train();
+  // Sums and counts are added up, never averages of averages: F1, PSNR and EPE are per-sample means.
+  if (ranks > 1) {
+    std::vector<double> totals = {static_cast<double>(samples), sums["loss"]};
+    for (const std::string& metric : config_.metrics) totals.push_back(sums[metric]);
+    communicator->all_reduce(std::span<double>(totals));
+    samples = static_cast<std::int64_t>(totals[0]);
+    sums["loss"] = totals[1];
+    for (std::size_t i = 0; i < config_.metrics.size(); ++i) sums[config_.metrics[i]] = totals[2 + i];
+    reduce_over_ranks(fixed_point, *communicator);
+  }
 
   EvalResult result;
   result.split = split_name;

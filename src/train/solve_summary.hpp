@@ -7,10 +7,12 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "fpi/dist/communicator.hpp"
 #include "fpi/state.hpp"
 #include "fpi/train/graph.hpp"
 #include "fpi/train/trainer.hpp"
@@ -34,6 +36,36 @@ class SolveAccumulators {
     for (std::size_t i = 0; i < layers_.size(); ++i)
       out.push_back({layers_[i].first, summary(sums_[i][0]), summary(sums_[i][1]), summary(checks_[i])});
     return out;
+  }
+
+  // The sums as numbers to add up over the ranks of a data-parallel run: per layer and direction the
+  // additive counts (samples, iterations, converged, fell back, best iterate), and apart the maxima, which
+  // combine by max. Counts below 2^53 are exact in a double.
+  std::vector<double> additive() const {
+    std::vector<double> out;
+    for (const auto& layer : sums_)
+      for (const Sums& s : layer)
+        for (std::int64_t value : {s.samples, s.iterations, s.converged, s.fell_back, s.best_iterate})
+          out.push_back(static_cast<double>(value));
+    return out;
+  }
+  std::vector<double> maxima() const {
+    std::vector<double> out;
+    for (const auto& layer : sums_)
+      for (const Sums& s : layer) out.push_back(static_cast<double>(s.max_iterations));
+    return out;
+  }
+  void set(const std::vector<double>& additive, const std::vector<double>& maxima) {
+    FPI_CHECK(additive.size() == 10 * sums_.size() && maxima.size() == 2 * sums_.size(),
+              "SolveAccumulators::set: ", additive.size(), " sums and ", maxima.size(), " maxima for ", sums_.size(),
+              " fixed-point layers");
+    std::size_t a = 0, m = 0;
+    for (auto& layer : sums_)
+      for (Sums& s : layer) {
+        for (std::int64_t* value : {&s.samples, &s.iterations, &s.converged, &s.fell_back, &s.best_iterate})
+          *value = static_cast<std::int64_t>(additive[a++]);
+        s.max_iterations = static_cast<std::int64_t>(maxima[m++]);
+      }
   }
 
   // For a checkpoint: per layer and direction [samples, iteration sum, max iterations, converged, fell back,
@@ -145,5 +177,14 @@ class SolveAccumulators {
   std::vector<std::array<Sums, 2>> sums_;
   std::vector<CheckSums> checks_;
 };
+
+// Every rank's sums added up (the maxima: the largest), on every rank.
+inline void reduce_over_ranks(SolveAccumulators& accumulators, dist::Communicator& communicator) {
+  if (communicator.size() == 1 || accumulators.empty()) return;
+  std::vector<double> additive = accumulators.additive(), maxima = accumulators.maxima();
+  communicator.all_reduce(std::span<double>(additive));
+  communicator.all_reduce(std::span<double>(maxima), dist::ReduceOp::Max);
+  accumulators.set(additive, maxima);
+}
 
 }  // namespace fpi::train

@@ -12,6 +12,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "fpi/dist/data_parallel.hpp"
+#include "fpi/dist/sampler.hpp"
 #include "fpi/generator.hpp"
 #include "fpi/io/file.hpp"
 #include "fpi/optim/clip_grad.hpp"
@@ -130,13 +132,16 @@ void truncate_metrics(const fs::path& path, std::int64_t epochs) {
   io::write_file_atomically(path.string(), kept);
 }
 
+// Only rank 0 of a data-parallel run keeps the log (`keep`); the others write and print nothing.
 class RunLog {
  public:
-  RunLog(const fs::path& path, std::ostream* console) : file_(path, std::ios::app), console_(console) {
+  RunLog(const fs::path& path, std::ostream* console, bool keep) : console_(keep ? console : nullptr) {
+    if (!keep) return;
+    file_.open(path, std::ios::app);
     FPI_CHECK(file_, "cannot open '", path.string(), "' for writing");
   }
   void line(const std::string& text) {
-    file_ << text << "\n" << std::flush;
+    if (file_.is_open()) file_ << text << "\n" << std::flush;
     if (console_) *console_ << text << "\n" << std::flush;
   }
 
@@ -182,6 +187,46 @@ json solves_json(const std::vector<FixedPointSummary>& layers) {
   return out;
 }
 
+// The forward and backward of one data-parallel step on this rank's block of `global`, then one
+// all-reduce that leaves every rank with the global batch's mean loss and gradients, the FPI statistics
+// of all its samples and whether any rank was asked to stop. A rank whose loss is not finite skips its
+// backward; the NaN reaches every rank through the loss sum, so all of them stop at the same step.
+struct SharedStep {
+  double loss = 0.0;
+  bool stop = false;
+  double reduce_seconds = 0.0;  // in the collectives, waiting for the slowest rank included
+};
+
+SharedStep data_parallel_step(Experiment& experiment, dist::Communicator& communicator, const data::Batch& global,
+                              const std::vector<Tensor>& parameters, SolveAccumulators& solves, bool stop) {
+  const data::Batch batch = dist::shard_batch(global, communicator.rank(), communicator.size());
+  const std::vector<double> before = solves.additive();
+  double loss = 0.0;
+  if (batch.size() > 0) {
+    const auto [output, local_loss] = experiment.forward(batch);
+    solves.add_forward();
+    loss = local_loss.item();
+    if (std::isfinite(loss)) {
+      local_loss.backward();
+      solves.add_backward();
+    }
+  }
+  // [this rank's share of the mean loss, stop, the FPI counts this step added]
+  std::vector<double> extras = {loss * static_cast<double>(batch.size()) / static_cast<double>(global.size()),
+                                stop ? 1.0 : 0.0};
+  const std::vector<double> after = solves.additive();
+  for (std::size_t i = 0; i < after.size(); ++i) extras.push_back(after[i] - before[i]);
+  const auto start = Clock::now();
+  dist::all_reduce_gradients(communicator, parameters, batch.size(), global.size(), extras);
+  if (!solves.empty()) {
+    std::vector<double> sums = before, maxima = solves.maxima();
+    for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += extras[2 + i];
+    communicator.all_reduce(std::span<double>(maxima), dist::ReduceOp::Max);
+    solves.set(sums, maxima);
+  }
+  return {extras[0], extras[1] > 0.0, seconds_since(start)};
+}
+
 bool improves(const EvalConfig& eval, double value, const std::optional<double>& best) {
   if (!best) return true;
   return eval.mode == "max" ? value > *best : value < *best;
@@ -198,25 +243,33 @@ RunConfig load_run_config(const std::string& run_dir, const std::vector<std::str
 
 TrainResult train(const RunConfig& config, const TrainOptions& options) {
   FPI_CHECK(!options.run_dir.empty(), "train: no run directory given");
+  const std::unique_ptr<dist::Communicator> alone = dist::single_process();
+  dist::Communicator& communicator = options.communicator ? *options.communicator : *alone;
+  const bool root = communicator.rank() == 0;
+  const bool parallel = communicator.size() > 1;
   const fs::path run_dir(options.run_dir);
   std::error_code error;
   if (options.resume) {
     FPI_CHECK(fs::exists(run_dir / "checkpoints" / "last", error), "cannot resume '", options.run_dir,
               "': it has no checkpoint (checkpoints/last)");
-    remove_unfinished_checkpoints(options.run_dir);
-  } else if (fs::exists(run_dir, error)) {
+    if (root) remove_unfinished_checkpoints(options.run_dir);
+  } else if (root && fs::exists(run_dir, error)) {
     FPI_CHECK(options.force, "run directory '", options.run_dir,
               "' exists; pass --force to replace it, or --resume to continue the run in it");
     fs::remove_all(run_dir, error);
     FPI_CHECK(!error, "cannot remove '", options.run_dir, "': ", error.message());
   }
-  fs::create_directories(run_dir, error);
-  FPI_CHECK(!error, "cannot create the run directory '", options.run_dir, "': ", error.message());
+  if (root) {
+    fs::create_directories(run_dir, error);
+    FPI_CHECK(!error, "cannot create the run directory '", options.run_dir, "': ", error.message());
+  }
+  // The other ranks read the checkpoint being resumed only after rank 0 has tidied the folder.
+  communicator.barrier();
 
   Experiment experiment(config);
   const RunConfig& resolved = experiment.config();
-  io::write_file_atomically((run_dir / "config.json").string(), resolved.resolved.dump(2) + "\n");
-  RunLog log(run_dir / "log.txt", options.console);
+  if (root) io::write_file_atomically((run_dir / "config.json").string(), resolved.resolved.dump(2) + "\n");
+  RunLog log(run_dir / "log.txt", options.console, root);
   GraphModule& model = experiment.model();
 
   const std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(resolved.optimizer, model.parameters());
@@ -231,12 +284,14 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
     load_weights(model, folder);
     load_training_state(read_training_state(folder), folder + "/training.safetensors", experiment.device(), progress,
                         *optimizer, schedule.get(), solves);
-    truncate_metrics(run_dir / "metrics.jsonl", progress.epoch);
+    if (root) truncate_metrics(run_dir / "metrics.jsonl", progress.epoch);
     log.line("resuming " + resolved.name + " at epoch " + std::to_string(progress.epoch + 1) + ", batch " +
              std::to_string(progress.next_batch + 1) + " (step " + std::to_string(progress.step) + ")");
   } else {
     log.line("training " + resolved.name + " on " + experiment.device().str() + " into " + options.run_dir);
   }
+  if (parallel) log.line("data-parallel on " + std::to_string(communicator.size()) + " processes (" +
+                         communicator.describe() + "); global batch " + std::to_string(resolved.train.batch_size));
   const data::Dataset& train_split = experiment.split("train");
   log.line(train_split.describe() + "; " + experiment.split(resolved.eval.split).describe());
 
@@ -244,11 +299,15 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
   const std::int64_t batch_size = resolved.train.batch_size;
   const std::int64_t batches = train_split.num_batches(batch_size);
   const std::vector<Tensor> parameters = model.parameters();
+  // Every rank starts from rank 0's weights, fresh or resumed (the optimizer state comes from the same
+  // checkpoint file on every rank).
+  dist::broadcast_parameters(communicator, parameters);
   TrainResult result;
   result.best_metric = progress.best_metric;
   result.best_epoch = progress.best_epoch;
 
   const auto checkpoint = [&](bool best) {
+    if (!root) return;
     write_checkpoint(options.run_dir, tag_for(progress.step), model,
                      training_state(progress, *optimizer, schedule.get(), solves), best);
   };
@@ -256,9 +315,10 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
   while (progress.epoch < epochs) {
     const std::int64_t epoch = progress.epoch;
     model.train();
-    ProgressBar bar(options.progress_bar ? options.console : nullptr, epoch + 1, epochs, batches);
+    ProgressBar bar(options.progress_bar && root ? options.console : nullptr, epoch + 1, epochs, batches);
     const auto epoch_start = Clock::now();
     const double seconds_before = progress.train_seconds;
+    double reduce_seconds = 0.0;  // this process's part of the epoch, for metrics.jsonl (not checkpointed)
     std::future<data::Batch> next;
     const auto prefetch = [&](std::int64_t index) {
       if (index < batches)
@@ -277,17 +337,29 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
       const std::string stopping = "; stopping. The last good checkpoint is " +
                                    (run_dir / "checkpoints" / "last").string() + " (nothing was written after it)";
       double loss_value = 0.0;
+      bool stop = options.stop_requested && options.stop_requested->load();
       try {
         optimizer->zero_grad();
-        const auto [output, loss] = experiment.forward(batch);
-        solves.add_forward();
-        loss_value = loss.item();
-        FPI_CHECK(std::isfinite(loss_value), "the loss is ", loss_value);
-        loss.backward();
-        solves.add_backward();
+        if (parallel) {
+          const SharedStep shared = data_parallel_step(experiment, communicator, batch, parameters, solves, stop);
+          loss_value = shared.loss;
+          stop = shared.stop;
+          reduce_seconds += shared.reduce_seconds;
+          FPI_CHECK(std::isfinite(loss_value), "the loss is ", loss_value);
+        } else {
+          const auto [output, loss] = experiment.forward(batch);
+          solves.add_forward();
+          loss_value = loss.item();
+          FPI_CHECK(std::isfinite(loss_value), "the loss is ", loss_value);
+          loss.backward();
+          solves.add_backward();
+        }
         if (options.after_backward) options.after_backward(parameters);
+        // After the all-reduce: the norm clipped is the global batch's gradient's.
         if (resolved.train.clip_grad_norm) optim::clip_grad_norm(parameters, *resolved.train.clip_grad_norm);
         optimizer->step();
+        if (parallel && options.dist_check_every > 0 && (progress.step + 1) % options.dist_check_every == 0)
+          dist::check_parameters_agree(communicator, parameters, "after the optimizer step");
       } catch (const Error& e) {
         if (next.valid()) next.wait();
         fail(where, ": ", e.what(), stopping);
@@ -302,7 +374,7 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
       bar.update(index + 1, progress.loss_sum / static_cast<double>(progress.samples),
                  layers.empty() ? -1.0 : layers.front().forward.mean_iterations);
 
-      if (options.stop_requested && options.stop_requested->load()) {
+      if (stop) {
         if (next.valid()) next.wait();
         bar.finish();
         checkpoint(false);
@@ -329,6 +401,7 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
 
     json record = {{"epoch", progress.epoch}, {"step", progress.step}, {"lr", lr}, {"train", {{"loss", train_loss}}}};
     if (!train_solves.empty()) record["train"]["fixed_point"] = solves_json(train_solves);
+    if (parallel) record["train"]["dist"] = {{"ranks", communicator.size()}, {"reduce_seconds", reduce_seconds}};
     bool best = false;
     std::string line = "epoch " + std::to_string(progress.epoch) + "/" + std::to_string(epochs);
     {
@@ -338,7 +411,7 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
     }
     const bool last_epoch = progress.epoch == epochs;
     if (progress.epoch % resolved.eval.every == 0 || last_epoch) {
-      EvalResult eval = experiment.evaluate(resolved.eval.split, resolved.eval.batch_size);
+      EvalResult eval = experiment.evaluate(resolved.eval.split, resolved.eval.batch_size, {}, &communicator);
       const double value = eval.metric(resolved.eval.metric);
       FPI_CHECK(std::isfinite(value), "epoch ", progress.epoch, ": ", resolved.eval.split, " ", resolved.eval.metric,
                 " is ", value, "; stopping. The last good checkpoint is ",
@@ -357,7 +430,7 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
       result.last_eval = std::move(eval);
       for (const std::string& split : options.also_evaluate) {
         if (split == resolved.eval.split) continue;
-        const EvalResult extra = experiment.evaluate(split, resolved.eval.batch_size);
+        const EvalResult extra = experiment.evaluate(split, resolved.eval.batch_size, {}, &communicator);
         json extra_metrics = json::object();
         for (const auto& [name, metric_value] : extra.metrics) extra_metrics[name] = metric_value;
         if (!extra.fixed_point.empty()) extra_metrics["fixed_point"] = solves_json(extra.fixed_point);
@@ -373,7 +446,7 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
     }
     record["best"] = best;
     record["seconds"] = train_seconds;
-    {
+    if (root) {
       std::ofstream metrics_file(run_dir / "metrics.jsonl", std::ios::app);
       metrics_file << record.dump() << "\n";
       metrics_file.flush();

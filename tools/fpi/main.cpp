@@ -21,6 +21,7 @@
 
 #include "commands.hpp"
 #include "fpi/device.hpp"
+#include "fpi/dist/communicator.hpp"
 #include "fpi/tensor.hpp"
 #include "fpi/train/json_reader.hpp"
 
@@ -67,7 +68,7 @@ std::string cuda_status() {
 }  // namespace
 
 Command add_info(CLI::App& app) {
-  app.add_subcommand("info", "version, build configuration, CPU threads, BLAS and CUDA backend");
+  app.add_subcommand("info", "version, build configuration, CPU threads, BLAS, CUDA backend and MPI");
   return [] {
     const char* threads_env = std::getenv("FPI_NUM_THREADS");
     std::cout << "fpi " << FPI_VERSION << "\n"
@@ -78,7 +79,12 @@ Command add_info(CLI::App& app) {
               << "\n"
               << "BLAS          " << openblas_get_config() << ", " << openblas_get_num_threads()
               << " thread per call; fpi's CPU threads share out large matrix products\n"
-              << "CUDA backend  " << cuda_status() << "\n";
+              << "CUDA backend  " << cuda_status() << "\n"
+              << "MPI           "
+              << (fpi::dist::mpi_built()
+                      ? "built (data-parallel training: mpirun -np N fpi train CONFIG.json)"
+                      : "not built (reconfigure with -DFPI_MPI=ON where libopenmpi-dev is installed)")
+              << "\n";
     return 0;
   };
 }

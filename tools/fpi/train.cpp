@@ -1,6 +1,7 @@
 // `fpi train`, `fpi eval` and `fpi validate`: the command-line face of fpi::train (fpi/train/trainer.hpp).
 // The options that change a config (--epochs, --seed, --device) become --set overrides, so the resolved
-// config in the run directory records them like any other key.
+// config in the run directory records them like any other key. Under `mpirun -np N` (a build with MPI)
+// `fpi train` trains data-parallel on the N processes; rank 0 alone prints and writes.
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 
 #include "commands.hpp"
 #include "fpi/data/image.hpp"
+#include "fpi/dist/communicator.hpp"
 #include "fpi/io/file.hpp"
 #include "fpi/ops.hpp"
 #include "fpi/train/config.hpp"
@@ -102,6 +104,7 @@ struct TrainArgs {
   std::string out;
   std::string resume;
   std::vector<std::string> overrides;
+  long long dist_check_every = 100;
   bool force = false;
   bool quiet = false;
 };
@@ -114,7 +117,7 @@ std::vector<std::string> all_overrides(const TrainArgs& args) {
   return overrides;
 }
 
-int run_train(const TrainArgs& args) {
+int train_on(const TrainArgs& args, fpi::dist::Communicator& communicator) {
   if (args.config.empty() && args.resume.empty())
     throw ConfigError("train: give a CONFIG file, or --resume RUN_DIR to continue a run");
   const std::vector<std::string> overrides = all_overrides(args);
@@ -132,19 +135,38 @@ int run_train(const TrainArgs& args) {
     options.run_dir = args.out.empty() ? (fs::path("runs") / config.name).string() : args.out;
     options.force = args.force;
   }
-  options.console = args.quiet ? nullptr : &std::cout;
-  options.progress_bar = !args.quiet && isatty(STDOUT_FILENO);
+  const bool root = communicator.rank() == 0;
+  options.console = args.quiet || !root ? nullptr : &std::cout;
+  options.progress_bar = !args.quiet && root && isatty(STDOUT_FILENO);
   options.stop_requested = &g_stop_requested;
+  options.communicator = &communicator;
+  options.dist_check_every = args.dist_check_every;
   install_interrupt_handler();
 
   const fpi::train::TrainResult result = fpi::train::train(config, options);
   if (result.interrupted) return 130;  // the shell's status for a process stopped by SIGINT
+  if (!root) return 0;
   std::cout << config.name << ": " << result.epochs_completed << " epochs";
   if (result.best_metric)
     std::cout << "; best " << config.eval.split << " " << config.eval.metric << " "
               << format_number(*result.best_metric) << " at epoch " << result.best_epoch;
   std::cout << "\ncheckpoints: " << (fs::path(options.run_dir) / "checkpoints").string() << "/{last,best}\n";
   return 0;
+}
+
+// world() refuses a build without MPI started as one of several processes before anything else runs.
+// With several ranks an error on one of them ends them all (the others would wait in their next
+// collective forever), with the status main() would have given.
+int run_train(const TrainArgs& args) {
+  fpi::dist::Communicator& communicator = fpi::dist::world();
+  if (communicator.size() == 1) return train_on(args, communicator);
+  try {
+    return train_on(args, communicator);
+  } catch (const std::exception& e) {
+    std::cerr << "fpi train (rank " << communicator.rank() << " of " << communicator.size() << "): " << e.what()
+              << "\n";
+    communicator.abort(dynamic_cast<const ConfigError*>(&e) ? kUsageError : 1);
+  }
 }
 
 struct EvalArgs {
@@ -265,6 +287,11 @@ Command add_train(CLI::App& app) {
   add_overrides(command, args->overrides);
   command->add_flag("--force", args->force, "replace the run directory if it exists");
   command->add_flag("--quiet", args->quiet, "print only the final summary");
+  command->add_option("--dist-check-every", args->dist_check_every,
+                      "under mpirun: compare the ranks' parameter hashes every K steps, 0 never")
+      ->check(whole_number(0, 1000000000))
+      ->capture_default_str()
+      ->type_name("K");
   return [args] { return run_train(*args); };
 }
 

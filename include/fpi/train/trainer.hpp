@@ -15,6 +15,12 @@
 // A resumed run continues bit for bit: batches are pure functions of (epoch, index) (fpi/data/
 // dataset.hpp), and everything stateful is in the checkpoint. On the CPU with the same thread count the
 // resumed run's weights and metrics equal an uninterrupted run's.
+//
+// Data-parallel (TrainOptions::communicator with several ranks, `mpirun -np N fpi train`): each rank
+// takes a disjoint block of every global batch (fpi/dist/sampler.hpp), gradients become the global
+// batch's before clipping and the optimizer step, the FPI statistics and losses are summed over ranks,
+// evaluation is split among the ranks, and only rank 0 writes the run directory or prints. A checkpoint
+// does not depend on how many ranks wrote it.
 #pragma once
 
 #include <atomic>
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "fpi/data/dataset.hpp"
+#include "fpi/dist/communicator.hpp"
 #include "fpi/nn/module.hpp"
 #include "fpi/optim.hpp"
 #include "fpi/train/config.hpp"
@@ -88,9 +95,13 @@ class Experiment {
   // mode is on.
   std::pair<Tensor, Tensor> forward(const data::Batch& batch);
   // Loss, the configured metrics and the FPI statistics over a whole split, in evaluation mode. With
-  // `outputs` set, each batch's model output is handed to it (the CPU tensor) with the batch.
+  // `outputs` set, each batch's model output is handed to it (the CPU tensor) with the batch. With a
+  // communicator of several ranks, each rank evaluates every size()-th batch and the sums behind the
+  // metrics are added up over the ranks: every rank returns the whole split's result, and `outputs` sees
+  // this rank's batches only.
   EvalResult evaluate(const std::string& split, std::int64_t batch_size,
-                      const std::function<void(const data::Batch&, const Tensor&)>& outputs = {});
+                      const std::function<void(const data::Batch&, const Tensor&)>& outputs = {},
+                      dist::Communicator* communicator = nullptr);
 
  private:
   RunConfig config_;
@@ -117,6 +128,12 @@ struct TrainOptions {
   // Between backward and the optimizer step, with the gradients in place: where data-parallel training
   // averages them across processes.
   std::function<void(const std::vector<Tensor>& parameters)> after_backward;
+  // The processes training this model together (null: this process alone). With several ranks the
+  // gradients are already the global batch's when after_backward sees them.
+  dist::Communicator* communicator = nullptr;
+  // With several ranks, every this many optimizer steps the ranks compare a hash of their parameters and
+  // all stop with an error when they differ (0: never). Cheap: one pass over the parameters.
+  std::int64_t dist_check_every = 100;
   // Splits evaluated too at every evaluation, recorded in metrics.jsonl under their names but never
   // used to choose `best` (a benchmark reports the paper's protocol, best test F1 over epochs, beside
   // the clean one this way).

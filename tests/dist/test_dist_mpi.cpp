@@ -1,0 +1,215 @@
+// Data-parallel training through the real launcher: `mpirun -np 2 fpi train` against `-np 1` on the
+// toy configs (FPI_NN and feed-forward), a rank killed with SIGKILL, and a run written by two ranks
+// resumed by one. They need a build with MPI, the fpi binary and mpirun, and skip otherwise; a build
+// without MPI checks instead that it refuses to run as one of several processes.
+//
+// Every rank runs with FPI_NUM_THREADS=1, so the two processes share the CI machine's two cores. The
+// sanitizer build runs these too: Open MPI's library keeps allocations until the process exits, which
+// LeakSanitizer would report as leaks in every rank, so the launched commands (only these) run with
+// ASAN_OPTIONS=detect_leaks=0; every other sanitizer check stays on.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_testing.hpp"
+#include "fpi/dist/communicator.hpp"
+#include "fpi/io/safetensors.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using fpi::testing::run_shell;
+
+bool mpirun_found() { return run_shell(fs::temp_directory_path(), "command -v mpirun >/dev/null").status == 0; }
+
+#define SKIP_WITHOUT_MPI()                                                                       \
+  do {                                                                                           \
+    if (!fpi::dist::mpi_built()) GTEST_SKIP() << "fpi was built without MPI (FPI_MPI=OFF)";      \
+    if (!fpi::testing::cli_built()) GTEST_SKIP() << "the fpi command line is not built";         \
+    if (!mpirun_found()) GTEST_SKIP() << "mpirun is not on PATH (Debian: openmpi-bin)";          \
+  } while (0)
+
+// 203 training samples in global batches of 50: the last batch has 3, and neither 203 nor 3 divides
+// among 2 ranks evenly; 51 validation samples do not split evenly into the ranks' batches either.
+const std::string kShrink = " --set data.train_size=203 --set data.validation_size=51 --set data.test_size=20";
+
+fs::path fresh_folder(const std::string& name) {
+  const fs::path folder = fs::temp_directory_path() / ("fpi_dist_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(folder);
+  fs::create_directories(folder);
+  return folder;
+}
+
+// `fpi train ARGS` on `ranks` processes (ranks 0: without mpirun).
+std::string launch(int ranks, const std::string& args) {
+  const std::string env = "FPI_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 ";
+  if (ranks == 0) return env + "\"$FPI\" train " + args;
+  return env + "mpirun --oversubscribe --allow-run-as-root -x FPI_NUM_THREADS -x ASAN_OPTIONS -np " +
+         std::to_string(ranks) + " \"$FPI\" train " + args;
+}
+
+std::vector<nlohmann::json> read_metrics(const fs::path& run) {
+  std::ifstream in(run / "metrics.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// The bound. One step's gradient on N ranks is the sum over ranks of (n_r / B) * g_r, each g_r a float32
+// mean over the rank's rows, added in float64 and rounded once; one process sums the same B terms in
+// float32 in another order. Either way an element carries a relative rounding error of at most about
+// B * 2^-24 ≈ 3e-6 (B = 50) of the sum of |terms|, and Adam's update m / sqrt(v) passes a relative change
+// of the gradient through unamplified: each step moves a weight by at most lr * 3e-6 = 3e-8 differently.
+// Over T = 3 epochs * 5 steps = 15 steps that is 5e-7, and the losses (smooth in the weights, O(1)) move
+// by the same order. The training dynamics can amplify it (each step's gradient depends on the weights),
+// so the tests allow 40x that: 2e-5 on weights (absolute, weights are O(0.1..1)) and relative on losses.
+constexpr double kWeightTolerance = 2e-5;
+constexpr double kLossTolerance = 2e-5;
+
+void expect_same_losses(const fs::path& a, const fs::path& b) {
+  const std::vector<nlohmann::json> ma = read_metrics(a), mb = read_metrics(b);
+  ASSERT_EQ(ma.size(), mb.size());
+  ASSERT_FALSE(ma.empty());
+  for (std::size_t e = 0; e < ma.size(); ++e) {
+    EXPECT_EQ(ma[e]["epoch"], mb[e]["epoch"]);
+    EXPECT_EQ(ma[e]["step"], mb[e]["step"]);
+    for (const char* split : {"train", "validation"}) {
+      if (!ma[e].contains(split)) continue;
+      const double la = ma[e][split]["loss"].get<double>(), lb = mb[e][split]["loss"].get<double>();
+      EXPECT_NEAR(la, lb, kLossTolerance * std::abs(la)) << split << " loss, epoch " << e + 1;
+      // The FPI statistics are counts over all samples: the same samples on any number of ranks.
+      if (!ma[e][split].contains("fixed_point")) continue;
+      for (const auto& [layer, stats] : ma[e][split]["fixed_point"].items()) {
+        EXPECT_EQ(stats["forward"]["samples"], mb[e][split]["fixed_point"][layer]["forward"]["samples"]);
+      }
+    }
+  }
+}
+
+void expect_same_weights(const fs::path& a, const fs::path& b) {
+  const fpi::io::Safetensors wa = fpi::io::load_safetensors((a / "checkpoints/last/model.safetensors").string());
+  const fpi::io::Safetensors wb = fpi::io::load_safetensors((b / "checkpoints/last/model.safetensors").string());
+  ASSERT_EQ(wa.tensors.size(), wb.tensors.size());
+  for (const auto& [name, tensor] : wa.tensors) {
+    const fpi::Tensor* other = wb.find(name);
+    ASSERT_NE(other, nullptr) << name;
+    const std::vector<double> x = tensor.to_vector(), y = other->to_vector();
+    ASSERT_EQ(x.size(), y.size()) << name;
+    double worst = 0.0;
+    for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+    EXPECT_LE(worst, kWeightTolerance) << name;
+  }
+}
+
+// Every path under `folder` (recursive) or just its entries, relative to it, sorted.
+std::vector<std::string> listing(const fs::path& folder, bool recursive = true) {
+  std::vector<std::string> out;
+  if (recursive)
+    for (const auto& entry : fs::recursive_directory_iterator(folder))
+      out.push_back(fs::relative(entry.path(), folder));
+  else
+    for (const auto& entry : fs::directory_iterator(folder)) out.push_back(fs::relative(entry.path(), folder));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void expect_two_ranks_equal_one(const std::string& config) {
+  const fs::path folder = fresh_folder(config);
+  const std::string args = fpi::testing::source_path("models/" + config + ".json") + " --epochs 3 --quiet" + kShrink;
+  const auto one = run_shell(folder, launch(1, args + " --out one"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const auto two = run_shell(folder, launch(2, args + " --out two --dist-check-every 1"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  expect_same_losses(folder / "one", folder / "two");
+  expect_same_weights(folder / "one", folder / "two");
+  // Rank 1 wrote nothing: the run directories hold the same files, and nothing else appeared.
+  EXPECT_EQ(listing(folder / "one"), listing(folder / "two"));
+  EXPECT_EQ(listing(folder, false), (std::vector<std::string>{"one", "two"}));
+  fs::remove_all(folder);
+}
+
+TEST(DistMpi, TwoRanksTrainTheToyFpiNnAsOneProcess) {
+  SKIP_WITHOUT_MPI();
+  expect_two_ranks_equal_one("toy_fpi_nn");
+}
+
+TEST(DistMpi, TwoRanksTrainTheToyFeedForwardAsOneProcess) {
+  SKIP_WITHOUT_MPI();
+  expect_two_ranks_equal_one("toy_feedforward");
+}
+
+// Two epochs on two ranks, then two more on one process, equal an uninterrupted one-process run of four.
+TEST(DistMpi, ARunOfTwoRanksResumesOnOne) {
+  SKIP_WITHOUT_MPI();
+  const fs::path folder = fresh_folder("resume");
+  const std::string args = fpi::testing::source_path("models/toy_fpi_nn.json") + " --quiet" + kShrink;
+  const auto two = run_shell(folder, launch(2, args + " --epochs 2 --out resumed"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  const auto resumed = run_shell(folder, launch(0, "--resume resumed --epochs 4 --quiet"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  const auto whole = run_shell(folder, launch(0, args + " --epochs 4 --out whole"));
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  ASSERT_EQ(read_metrics(folder / "resumed").size(), 4u);
+  expect_same_losses(folder / "whole", folder / "resumed");
+  expect_same_weights(folder / "whole", folder / "resumed");
+  fs::remove_all(folder);
+}
+
+// SIGKILL to rank 1 once the run has written a checkpoint: mpirun must end rank 0 and exit non-zero
+// within the time limit (no hang in a collective), and the last checkpoint must still load.
+TEST(DistMpi, KillingOneRankEndsTheRunAndKeepsTheLastCheckpoint) {
+  SKIP_WITHOUT_MPI();
+  const fs::path folder = fresh_folder("kill");
+  const std::string args = fpi::testing::source_path("models/toy_fpi_nn.json") +
+                           " --epochs 100000 --quiet --out run --set 'checkpoint={\"every\": 1}'" + kShrink;
+  const std::string script =
+      launch(2, args) + " & launcher=$!\n"
+      "for i in $(seq 600); do [ -e run/checkpoints/last ] && break; sleep 0.1; done\n"
+      "[ -e run/checkpoints/last ] || { echo 'no checkpoint after 60 s'; kill $launcher; exit 90; }\n"
+      "victim=''\n"
+      "for pid in $(pgrep -P $launcher); do\n"
+      "  tr '\\0' '\\n' < /proc/$pid/environ | grep -qx OMPI_COMM_WORLD_RANK=1 && victim=$pid\n"
+      "done\n"
+      "[ -n \"$victim\" ] || { echo 'rank 1 not found'; kill $launcher; exit 91; }\n"
+      "kill -KILL $victim\n"
+      "for i in $(seq 300); do kill -0 $launcher 2>/dev/null || break; sleep 0.1; done\n"
+      "if kill -0 $launcher 2>/dev/null; then echo 'still running 30 s after the kill'; kill -KILL $launcher; "
+      "exit 92; fi\n"
+      "wait $launcher; echo \"launcher exit status $?\"\n";
+  const auto outcome = run_shell(folder, script);
+  ASSERT_EQ(outcome.status, 0) << outcome.output;
+  EXPECT_EQ(outcome.output.find("launcher exit status 0"), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find("launcher exit status"), std::string::npos) << outcome.output;
+  const auto eval = run_shell(folder, "FPI_NUM_THREADS=1 \"$FPI\" eval run --checkpoint run/checkpoints/last "
+                                      "--split validation");
+  EXPECT_EQ(eval.status, 0) << eval.output;
+  fs::remove_all(folder);
+}
+
+// Only a build without MPI can show this: started as one of two processes (the launcher's variable is
+// enough), it must refuse before it writes anything instead of training a copy of its own.
+TEST(DistMpi, ABuildWithoutMpiRefusesToRunAsOneOfSeveralProcesses) {
+  if (fpi::dist::mpi_built()) GTEST_SKIP() << "this build has MPI; the refusal is for builds without it";
+  if (!fpi::testing::cli_built()) GTEST_SKIP() << "the fpi command line is not built";
+  const fs::path folder = fresh_folder("refuse");
+  const auto outcome = run_shell(folder, "OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 " +
+                                             launch(0, fpi::testing::source_path("models/toy_fpi_nn.json") +
+                                                           " --out run"));
+  EXPECT_EQ(outcome.status, 1) << outcome.output;
+  EXPECT_NE(outcome.output.find("built without MPI but was started as one of 2 processes"), std::string::npos)
+      << outcome.output;
+  EXPECT_FALSE(fs::exists(folder / "run"));
+  fs::remove_all(folder);
+}
+
+}  // namespace
