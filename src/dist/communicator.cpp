@@ -2,6 +2,7 @@
 // single-process communicator, and `world()`, which picks MPI only when a launcher started the process.
 #include "fpi/dist/communicator.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -29,7 +30,9 @@ class SingleProcess final : public Communicator {
   void all_reduce(std::span<double>, ReduceOp) override {}
   void broadcast(std::span<std::byte>) override {}
   void barrier() override {}
-  [[noreturn]] void abort(int status) override { std::exit(status); }
+
+ protected:
+  void abort_processes(int) override {}
 };
 
 // A whole number from the environment, or -1 when the variable is unset or not a number.
@@ -54,6 +57,13 @@ void Communicator::broadcast(const Tensor& tensor) {
   check_cpu_contiguous(tensor, "broadcast");
   const std::size_t bytes = static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype());
   broadcast(std::span<std::byte>(static_cast<std::byte*>(tensor.raw_data()), bytes));
+}
+
+void Communicator::abort(int status) {
+  std::fflush(nullptr);
+  abort_processes(status);
+  // Not std::exit: static destructors (MPI_Finalize among them) must not run after an abort.
+  std::_Exit(status);
 }
 
 std::unique_ptr<Communicator> single_process() { return std::make_unique<SingleProcess>(); }

@@ -34,12 +34,16 @@ class Communicator {
   virtual void broadcast(std::span<std::byte> bytes) = 0;
   virtual void barrier() = 0;
   // Ends every process of the run with `status`: after an error on one rank the others would otherwise
-  // wait forever in the next collective.
-  [[noreturn]] virtual void abort(int status) = 0;
+  // wait forever in the next collective. Never returns (abort_processes, then this process exits).
+  [[noreturn]] void abort(int status);
 
   // The same on a contiguous CPU tensor (float32 or float64), in place.
   void all_reduce(const Tensor& tensor, ReduceOp op = ReduceOp::Sum);
   void broadcast(const Tensor& tensor);
+
+ protected:
+  // Asks the launcher to end the other processes; may return.
+  virtual void abort_processes(int status) = 0;
 };
 
 // One process: every collective is the identity.

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <string>
 
 namespace fpi::dist {
@@ -76,10 +75,9 @@ class MpiCommunicator final : public Communicator {
     }
   }
   void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
-  [[noreturn]] void abort(int status) override {
-    MPI_Abort(MPI_COMM_WORLD, status);
-    std::_Exit(status);
-  }
+
+ protected:
+  void abort_processes(int status) override { MPI_Abort(MPI_COMM_WORLD, status); }
 
  private:
   int rank_ = 0, size_ = 1;
