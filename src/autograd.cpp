@@ -42,6 +42,7 @@ class AccumulateGrad final : public Node {
   }
   void release() override {}
   bool is_accumulator() const override { return true; }
+  Tensor leaf() const { return Tensor(leaf_); }
 
  private:
   std::shared_ptr<TensorImpl> leaf_;
@@ -185,7 +186,8 @@ namespace {
 // Runs the backward pass from `outputs`. In accumulate mode (backward()) every leaf reached gets its
 // .grad; otherwise (grad()) the gradients arriving at `inputs` are captured and returned.
 Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Tensors& inputs, bool accumulate,
-                   bool create_graph, bool retain_graph, bool allow_unused) {
+                   bool create_graph, bool retain_graph, bool allow_unused,
+                   const LeafGradientReady& on_leaf_ready = {}) {
   const char* who = accumulate ? "backward" : "grad";
   FPI_CHECK(!outputs.empty(), who, ": no outputs given");
   FPI_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(), who, ": got ", grad_outputs.size(),
@@ -293,6 +295,8 @@ Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Te
       if (n->is_accumulator()) {
         if (accumulate) n->apply(buffers[i], {});
         buffers[i] = Tensor();
+        // AccumulateGrad is the only accumulator.
+        if (accumulate && on_leaf_ready) on_leaf_ready(static_cast<AccumulateGrad*>(n)->leaf());
         continue;
       }
       std::vector<bool> wanted(n->next().size());
@@ -331,8 +335,8 @@ Tensors grad(const Tensors& outputs, const Tensors& inputs, const Tensors& grad_
 }
 
 void backward(const Tensors& outputs, const Tensors& grad_outputs, std::optional<bool> retain_graph,
-              bool create_graph) {
-  run_engine(outputs, grad_outputs, {}, true, create_graph, retain_graph.value_or(create_graph), true);
+              bool create_graph, const LeafGradientReady& on_leaf_ready) {
+  run_engine(outputs, grad_outputs, {}, true, create_graph, retain_graph.value_or(create_graph), true, on_leaf_ready);
 }
 
 }  // namespace fpi::autograd

@@ -140,9 +140,15 @@ struct GradOptions {
 // d(sum of outputs[i] * grad_outputs[i]) / d(inputs[j]), without touching any .grad.
 Tensors grad(const Tensors& outputs, const Tensors& inputs, const Tensors& grad_outputs = {},
              GradOptions options = {});
+// Called by backward() once per leaf, right after the leaf's .grad took its last contribution of that
+// pass: a leaf's accumulator is older than every node that consumes the leaf, so when the walk reaches
+// it nothing can add to it any more. Data-parallel training starts reducing a gradient there, while the
+// rest of the backward still runs. Leaves that no gradient reached are not reported.
+using LeafGradientReady = std::function<void(const Tensor& leaf)>;
+
 // Accumulates into the .grad of every leaf that requires grad.
 void backward(const Tensors& outputs, const Tensors& grad_outputs = {}, std::optional<bool> retain_graph = {},
-              bool create_graph = false);
+              bool create_graph = false, const LeafGradientReady& on_leaf_ready = {});
 
 }  // namespace autograd
 
