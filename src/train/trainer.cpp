@@ -12,6 +12,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "fpi/autograd.hpp"
 #include "fpi/dist/data_parallel.hpp"
 #include "fpi/dist/sampler.hpp"
 #include "fpi/generator.hpp"
@@ -187,27 +188,62 @@ json solves_json(const std::vector<FixedPointSummary>& layers) {
   return out;
 }
 
-// The forward and backward of one data-parallel step on this rank's block of `global`, then one
-// all-reduce that leaves every rank with the global batch's mean loss and gradients, the FPI statistics
-// of all its samples and whether any rank was asked to stop. A rank whose loss is not finite skips its
-// backward; the NaN reaches every rank through the loss sum, so all of them stop at the same step.
+// The forward and backward of one data-parallel step on this rank's block of `global`, then the
+// all-reduces that leave every rank with the global batch's mean loss and gradients, the FPI statistics
+// of all its samples and whether any rank was asked to stop. With `buckets` the gradients' all-reduces
+// start during the backward as their buckets fill; without, one all-reduce follows the backward. A rank
+// whose loss is not finite skips its backward; the NaN reaches every rank through the loss sum, so all
+// of them stop at the same step.
 struct SharedStep {
   double loss = 0.0;
   bool stop = false;
-  double reduce_seconds = 0.0;  // in the collectives, waiting for the slowest rank included
+  double reduce_seconds = 0.0;  // in the collectives after the backward, waiting for the slowest rank included
+  double overlap_seconds = 0.0;  // in the bucket hook during the backward (packing, starting, progressing)
+};
+
+// Dropout draws from the global generator. The ranks share its state, so a rank drawing the masks of
+// its own rows from it would repeat another rank's masks on different rows. Within a step each rank
+// draws from its own stream, seeded from the shared state and its rank; after the step every rank moves
+// the shared generator on by the same one draw, so the ranks keep one state and the checkpoint holds it
+// whatever N is. The masks are then independent per rank but not the ones one process would draw (that
+// would take skipping the other ranks' rows inside every dropout layer): with dropout, N ranks train
+// the same model with a different sample of masks.
+class RankRandomStream {
+ public:
+  explicit RankRandomStream(int rank) : shared_(default_generator()), saved_(shared_) {
+    Generator seeds = saved_;
+    shared_.manual_seed(seeds.next_u64() + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(rank + 1));
+  }
+  ~RankRandomStream() {
+    shared_ = saved_;
+    shared_.next_u64();
+  }
+  RankRandomStream(const RankRandomStream&) = delete;
+  RankRandomStream& operator=(const RankRandomStream&) = delete;
+
+ private:
+  Generator& shared_;
+  Generator saved_;
 };
 
 SharedStep data_parallel_step(Experiment& experiment, dist::Communicator& communicator, const data::Batch& global,
-                              const std::vector<Tensor>& parameters, SolveAccumulators& solves, bool stop) {
+                              const std::vector<Tensor>& parameters, dist::GradientBuckets* buckets,
+                              SolveAccumulators& solves, bool stop) {
   const data::Batch batch = dist::shard_batch(global, communicator.rank(), communicator.size());
   const std::vector<double> before = solves.additive();
+  if (buckets) buckets->begin_step(batch.size(), global.size());
   double loss = 0.0;
+  const RankRandomStream stream(communicator.rank());  // on every rank, with rows or without
   if (batch.size() > 0) {
     const auto [output, local_loss] = experiment.forward(batch);
     solves.add_forward();
     loss = local_loss.item();
     if (std::isfinite(loss)) {
-      local_loss.backward();
+      if (buckets)
+        autograd::backward({local_loss}, {}, std::nullopt, false,
+                           [buckets](const Tensor& leaf) { buckets->gradient_ready(leaf); });
+      else
+        local_loss.backward();
       solves.add_backward();
     }
   }
@@ -217,14 +253,15 @@ SharedStep data_parallel_step(Experiment& experiment, dist::Communicator& commun
   const std::vector<double> after = solves.additive();
   for (std::size_t i = 0; i < after.size(); ++i) extras.push_back(after[i] - before[i]);
   const auto start = Clock::now();
-  dist::all_reduce_gradients(communicator, parameters, batch.size(), global.size(), extras);
+  if (buckets) buckets->finish(extras);
+  else dist::all_reduce_gradients(communicator, parameters, batch.size(), global.size(), extras);
   if (!solves.empty()) {
     std::vector<double> sums = before, maxima = solves.maxima();
     for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += extras[2 + i];
     communicator.all_reduce(std::span<double>(maxima), dist::ReduceOp::Max);
     solves.set(sums, maxima);
   }
-  return {extras[0], extras[1] > 0.0, seconds_since(start)};
+  return {extras[0], extras[1] > 0.0, seconds_since(start), buckets ? buckets->ready_seconds() : 0.0};
 }
 
 bool improves(const EvalConfig& eval, double value, const std::optional<double>& best) {
@@ -299,6 +336,9 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
   const std::int64_t batch_size = resolved.train.batch_size;
   const std::int64_t batches = train_split.num_batches(batch_size);
   const std::vector<Tensor> parameters = model.parameters();
+  std::unique_ptr<dist::GradientBuckets> buckets;
+  if (parallel && options.dist_bucket_bytes > 0)
+    buckets = std::make_unique<dist::GradientBuckets>(communicator, parameters, options.dist_bucket_bytes);
   // Every rank starts from rank 0's weights, fresh or resumed (the optimizer state comes from the same
   // checkpoint file on every rank).
   dist::broadcast_parameters(communicator, parameters);
@@ -318,7 +358,8 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
     ProgressBar bar(options.progress_bar && root ? options.console : nullptr, epoch + 1, epochs, batches);
     const auto epoch_start = Clock::now();
     const double seconds_before = progress.train_seconds;
-    double reduce_seconds = 0.0;  // this process's part of the epoch, for metrics.jsonl (not checkpointed)
+    // This process's part of the epoch, for metrics.jsonl (not checkpointed).
+    double reduce_seconds = 0.0, overlap_seconds = 0.0;
     std::future<data::Batch> next;
     const auto prefetch = [&](std::int64_t index) {
       if (index < batches)
@@ -341,10 +382,12 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
       try {
         optimizer->zero_grad();
         if (parallel) {
-          const SharedStep shared = data_parallel_step(experiment, communicator, batch, parameters, solves, stop);
+          const SharedStep shared =
+              data_parallel_step(experiment, communicator, batch, parameters, buckets.get(), solves, stop);
           loss_value = shared.loss;
           stop = shared.stop;
           reduce_seconds += shared.reduce_seconds;
+          overlap_seconds += shared.overlap_seconds;
           FPI_CHECK(std::isfinite(loss_value), "the loss is ", loss_value);
         } else {
           const auto [output, loss] = experiment.forward(batch);
@@ -401,7 +444,11 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
 
     json record = {{"epoch", progress.epoch}, {"step", progress.step}, {"lr", lr}, {"train", {{"loss", train_loss}}}};
     if (!train_solves.empty()) record["train"]["fixed_point"] = solves_json(train_solves);
-    if (parallel) record["train"]["dist"] = {{"ranks", communicator.size()}, {"reduce_seconds", reduce_seconds}};
+    if (parallel)
+      record["train"]["dist"] = {{"ranks", communicator.size()},
+                                 {"buckets", buckets ? buckets->bucket_count() : 1},
+                                 {"reduce_seconds", reduce_seconds},
+                                 {"overlap_seconds", overlap_seconds}};
     bool best = false;
     std::string line = "epoch " + std::to_string(progress.epoch) + "/" + std::to_string(epochs);
     {

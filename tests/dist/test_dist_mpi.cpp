@@ -140,6 +140,129 @@ void expect_two_ranks_equal_one(const std::string& config) {
   fs::remove_all(folder);
 }
 
+// Bibtex (the loader wants the whole files), one epoch in global batches of 275: 16 steps, a last batch of
+// 267 that does not split evenly over 2 ranks. FPI_NN's hidden layer is cut from 600 units to 64 with
+// --set (its forward iterates a 1995 x 600 matmul ~20 times per step, 15 s an epoch here): the same
+// layer structure, a few seconds per run. The bound above holds with B = 275: B * 2^-24 = 1.6e-5
+// relative per gradient element, lr * 1.6e-5 = 1.6e-8 per step through Adam, 3e-7 over the 16 steps.
+void expect_two_ranks_equal_one_on_bibtex(const std::string& config, const std::string& settings) {
+  const fs::path folder = fresh_folder(config);
+  const std::string args = fpi::testing::source_path("models/" + config + ".json") +
+                           " --epochs 1 --quiet --set data.dir=" + fpi::testing::source_path("data/bibtex") +
+                           " --set train.batch_size=275 --set eval.batch_size=500" + settings;
+  const auto one = run_shell(folder, launch(1, args + " --out one"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const auto two = run_shell(folder, launch(2, args + " --out two --dist-check-every 1"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  expect_same_losses(folder / "one", folder / "two");
+  expect_same_weights(folder / "one", folder / "two");
+  // The default 4 MiB buckets: the first layer's weight alone (over 4 MiB of float64 gradient in the
+  // feed-forward net; 1995 x 64 in the cut FPI_NN still one bucket with the rest).
+  EXPECT_EQ(read_metrics(folder / "two").back()["train"]["dist"]["buckets"], config == "bibtex_feedforward" ? 2 : 1);
+  fs::remove_all(folder);
+}
+
+TEST(DistMpi, TwoRanksTrainTheBibtexFpiNnAsOneProcess) {
+  SKIP_WITHOUT_MPI();
+  expect_two_ranks_equal_one_on_bibtex("bibtex_fpi_nn", " --set model.layers[0].map.layers[1].units=64");
+}
+
+TEST(DistMpi, TwoRanksTrainTheBibtexFeedForwardAsOneProcess) {
+  SKIP_WITHOUT_MPI();
+  expect_two_ranks_equal_one_on_bibtex("bibtex_feedforward", "");
+}
+
+// Buckets of 8 bytes (one per parameter) started during the backward give bit for bit what one
+// all-reduce after the backward gives: each element is the same float64 sum of the same two terms.
+TEST(DistMpi, BucketedGradientsEqualOneAllReduce) {
+  SKIP_WITHOUT_MPI();
+  const fs::path folder = fresh_folder("buckets");
+  const std::string args =
+      fpi::testing::source_path("models/toy_fpi_nn.json") + " --epochs 2 --quiet --dist-check-every 1" + kShrink;
+  const auto whole = run_shell(folder, launch(2, args + " --out whole --dist-bucket-mb 0"));
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  const auto bucketed = run_shell(folder, launch(2, args + " --out bucketed --dist-bucket-mb 0.00000762939453125"));
+  ASSERT_EQ(bucketed.status, 0) << bucketed.output;
+  EXPECT_EQ(read_metrics(folder / "whole").back()["train"]["dist"]["buckets"], 1);
+  EXPECT_EQ(read_metrics(folder / "bucketed").back()["train"]["dist"]["buckets"], 4);
+  const std::vector<nlohmann::json> mw = read_metrics(folder / "whole"), mb = read_metrics(folder / "bucketed");
+  ASSERT_EQ(mw.size(), mb.size());
+  for (std::size_t e = 0; e < mw.size(); ++e) EXPECT_EQ(mw[e]["train"]["loss"], mb[e]["train"]["loss"]);
+  const auto wa = fpi::io::load_safetensors((folder / "whole/checkpoints/last/model.safetensors").string());
+  const auto wb = fpi::io::load_safetensors((folder / "bucketed/checkpoints/last/model.safetensors").string());
+  ASSERT_EQ(wa.tensors.size(), wb.tensors.size());
+  for (const auto& [name, tensor] : wa.tensors) {
+    const fpi::Tensor* other = wb.find(name);
+    ASSERT_NE(other, nullptr) << name;
+    EXPECT_EQ(tensor.to_vector(), other->to_vector()) << name;
+  }
+  fs::remove_all(folder);
+}
+
+// `fpi eval` under mpirun: each rank evaluates every second batch, the metrics are reduced, and rank 0
+// alone prints and writes --json. The sums behind the metrics are added in another order: float64 sums
+// of float32 values, so they agree to about 1e-7 relative.
+TEST(DistMpi, EvalOnTwoRanksEqualsOneProcess) {
+  SKIP_WITHOUT_MPI();
+  const fs::path folder = fresh_folder("eval");
+  const auto train = run_shell(folder, launch(0, fpi::testing::source_path("models/toy_fpi_nn.json") +
+                                                     " --epochs 1 --quiet --out run" + kShrink));
+  ASSERT_EQ(train.status, 0) << train.output;
+  const std::string env = "FPI_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 ";
+  const std::string eval = "\"$FPI\" eval run --split validation --batch-size 10 --json ";
+  const auto one = run_shell(folder, env + eval + "one.json");
+  ASSERT_EQ(one.status, 0) << one.output;
+  const auto two = run_shell(folder, env + "mpirun --oversubscribe --allow-run-as-root -x FPI_NUM_THREADS -x "
+                                           "ASAN_OPTIONS -np 2 " + eval + "two.json");
+  ASSERT_EQ(two.status, 0) << two.output;
+  const auto printed = [](const std::string& text) {
+    std::size_t count = 0;
+    for (std::size_t at = text.find("toy_fpi_nn ("); at != std::string::npos; at = text.find("toy_fpi_nn (", at + 1))
+      ++count;
+    return count;
+  };
+  EXPECT_EQ(printed(one.output), 1u) << one.output;
+  EXPECT_EQ(printed(two.output), 1u) << two.output;
+  std::ifstream a(folder / "one.json"), b(folder / "two.json");
+  const nlohmann::json ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+  ASSERT_FALSE(ja["metrics"].empty());
+  for (const auto& [name, value] : ja["metrics"].items())
+    EXPECT_NEAR(value.get<double>(), jb["metrics"][name].get<double>(), 1e-6 * std::abs(value.get<double>()))
+        << name;
+  for (const auto& [layer, stats] : ja["fixed_point"].items())
+    EXPECT_EQ(stats["forward"]["samples"], jb["fixed_point"][layer]["forward"]["samples"]);
+  EXPECT_EQ(ja["fixed_point"]["fpi"]["forward"]["samples"], 51);
+  fs::remove_all(folder);
+}
+
+// With dropout each rank draws its masks from a stream of its own for the step, then every rank moves
+// the shared generator on by one draw: the ranks stay identical (checked every step) and the generator
+// state a checkpoint keeps is the same for 2 and 3 ranks, so a run with dropout resumes on any N.
+TEST(DistMpi, DropoutKeepsOneGeneratorStateWhateverTheNumberOfRanks) {
+  SKIP_WITHOUT_MPI();
+  const fs::path folder = fresh_folder("dropout");
+  const std::string args = fpi::testing::source_path("models/toy_feedforward.json") +
+                           " --epochs 1 --quiet --dist-check-every 1"
+                           " --set 'model.layers[1]={\"name\": \"drop\", \"type\": \"dropout\", \"p\": 0.5}'" +
+                           kShrink;
+  const auto two = run_shell(folder, launch(2, args + " --out two"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  const auto three = run_shell(folder, launch(3, args + " --out three"));
+  ASSERT_EQ(three.status, 0) << three.output;
+  const auto a = fpi::io::load_safetensors((folder / "two/checkpoints/last/training.safetensors").string());
+  const auto b = fpi::io::load_safetensors((folder / "three/checkpoints/last/training.safetensors").string());
+  // The generator's words are integers: training.safetensors keeps them in its metadata.
+  const auto generator_entries = [](const fpi::io::Safetensors& file) {
+    fpi::io::Metadata entries;
+    for (const auto& entry : file.metadata)
+      if (entry.first.rfind("generator.", 0) == 0) entries.push_back(entry);
+    return entries;
+  };
+  EXPECT_FALSE(generator_entries(a).empty());
+  EXPECT_EQ(generator_entries(a), generator_entries(b));
+  fs::remove_all(folder);
+}
+
 TEST(DistMpi, TwoRanksTrainTheToyFpiNnAsOneProcess) {
   SKIP_WITHOUT_MPI();
   expect_two_ranks_equal_one("toy_fpi_nn");

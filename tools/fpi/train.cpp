@@ -105,6 +105,7 @@ struct TrainArgs {
   std::string resume;
   std::vector<std::string> overrides;
   long long dist_check_every = 100;
+  double dist_bucket_mb = 4.0;
   bool force = false;
   bool quiet = false;
 };
@@ -141,6 +142,7 @@ int train_on(const TrainArgs& args, fpi::dist::Communicator& communicator) {
   options.stop_requested = &g_stop_requested;
   options.communicator = &communicator;
   options.dist_check_every = args.dist_check_every;
+  options.dist_bucket_bytes = static_cast<std::size_t>(args.dist_bucket_mb * 1024.0 * 1024.0);
   install_interrupt_handler();
 
   const fpi::train::TrainResult result = fpi::train::train(config, options);
@@ -154,20 +156,23 @@ int train_on(const TrainArgs& args, fpi::dist::Communicator& communicator) {
   return 0;
 }
 
-// world() refuses a build without MPI started as one of several processes before anything else runs.
-// With several ranks an error on one of them ends them all (the others would wait in their next
-// collective forever), with the status main() would have given.
-int run_train(const TrainArgs& args) {
+// `command` on the processes it was launched with. world() refuses a build without MPI started as one
+// of several processes before anything else runs. With several ranks an error on one of them ends them
+// all (the others would wait in their next collective forever), with the status main() would have given.
+template <class Args>
+int on_world(const char* name, const Args& args, int (*command)(const Args&, fpi::dist::Communicator&)) {
   fpi::dist::Communicator& communicator = fpi::dist::world();
-  if (communicator.size() == 1) return train_on(args, communicator);
+  if (communicator.size() == 1) return command(args, communicator);
   try {
-    return train_on(args, communicator);
+    return command(args, communicator);
   } catch (const std::exception& e) {
-    std::cerr << "fpi train (rank " << communicator.rank() << " of " << communicator.size() << "): " << e.what()
-              << "\n";
+    std::cerr << "fpi " << name << " (rank " << communicator.rank() << " of " << communicator.size()
+              << "): " << e.what() << "\n";
     communicator.abort(dynamic_cast<const ConfigError*>(&e) ? kUsageError : 1);
   }
 }
+
+int run_train(const TrainArgs& args) { return on_world("train", args, train_on); }
 
 struct EvalArgs {
   std::string config;
@@ -191,7 +196,12 @@ void save_image_outputs(const std::string& folder, const std::string& split, con
   }
 }
 
-int run_eval(const EvalArgs& args) {
+// Under mpirun with N > 1 each rank evaluates every N-th batch and the metrics are reduced over the
+// ranks (Experiment::evaluate); rank 0 alone prints and writes --json.
+int eval_on(const EvalArgs& args, fpi::dist::Communicator& communicator) {
+  if (!args.save_outputs.empty() && communicator.size() > 1)
+    throw ConfigError("eval: --save-outputs runs as one process only (under mpirun it runs on " +
+                      std::to_string(communicator.size()) + "); start it without mpirun or with -np 1");
   std::vector<std::string> overrides = args.overrides;
   if (!args.device.empty()) overrides.push_back("device=\"" + args.device + "\"");
   std::error_code error;
@@ -219,7 +229,8 @@ int run_eval(const EvalArgs& args) {
     };
   }
   const std::int64_t batch_size = args.batch_size ? *args.batch_size : experiment.config().eval.batch_size;
-  const fpi::train::EvalResult eval = experiment.evaluate(args.split, batch_size, outputs);
+  const fpi::train::EvalResult eval = experiment.evaluate(args.split, batch_size, outputs, &communicator);
+  if (communicator.rank() != 0) return 0;
   std::cout << config.name << " (" << checkpoint << ")\n";
   print_eval(std::cout, eval);
   if (!args.json.empty()) {
@@ -243,6 +254,8 @@ int run_eval(const EvalArgs& args) {
     std::cout << counter << " images (noisy | output | clean) in " << args.save_outputs << "\n";
   return 0;
 }
+
+int run_eval(const EvalArgs& args) { return on_world("eval", args, eval_on); }
 
 struct ValidateArgs {
   std::string config;
@@ -292,6 +305,12 @@ Command add_train(CLI::App& app) {
       ->check(whole_number(0, 1000000000))
       ->capture_default_str()
       ->type_name("K");
+  command->add_option("--dist-bucket-mb", args->dist_bucket_mb,
+                      "under mpirun: all-reduce the gradients in buckets of about MB megabytes (float64), each "
+                      "started during the backward; 0: one all-reduce after the backward")
+      ->check(CLI::Range(0.0, 1024.0))
+      ->capture_default_str()
+      ->type_name("MB");
   return [args] { return run_train(*args); };
 }
 

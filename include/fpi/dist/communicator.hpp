@@ -17,6 +17,18 @@ namespace fpi::dist {
 
 enum class ReduceOp { Sum, Max };
 
+// A non-blocking all-reduce in flight. Its values may be read only after wait(). Destroying one that has
+// not finished waits for it: the collective writes into its buffer until then.
+class PendingReduce {
+ public:
+  virtual ~PendingReduce() = default;
+  // Lets the collective move on and says whether it has finished. MPI libraries progress non-blocking
+  // collectives only inside MPI calls, so a caller that wants one to advance during a long computation
+  // calls this now and then; it is cheap.
+  virtual bool test() = 0;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -30,6 +42,9 @@ class Communicator {
   // collectives in the same order with the same lengths.
   virtual void all_reduce(std::span<float> values, ReduceOp op = ReduceOp::Sum) = 0;
   virtual void all_reduce(std::span<double> values, ReduceOp op = ReduceOp::Sum) = 0;
+  // all_reduce started without waiting; `values` must outlive the returned request. Collectives started
+  // this way count in the order all ranks must call collectives in, like the blocking ones.
+  virtual std::unique_ptr<PendingReduce> start_all_reduce(std::span<double> values, ReduceOp op = ReduceOp::Sum) = 0;
   // Rank 0's bytes copied to every rank.
   virtual void broadcast(std::span<std::byte> bytes) = 0;
   virtual void barrier() = 0;

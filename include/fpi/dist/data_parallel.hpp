@@ -3,9 +3,12 @@
 // ranks' parameters have not drifted apart.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fpi/dist/communicator.hpp"
@@ -23,6 +26,57 @@ void broadcast_parameters(Communicator& communicator, const std::vector<Tensor>&
 // scaled float32 gradients is then rounded once, to the parameter's dtype.
 void all_reduce_gradients(Communicator& communicator, const std::vector<Tensor>& parameters,
                           std::int64_t local_count, std::int64_t global_count, std::span<double> extras);
+
+// The same averaging in buckets that overlap the backward: the parameters, last first (the order their
+// gradients become final in), are cut into buckets of about `bucket_bytes` of float64 gradient each, and
+// a bucket's non-blocking all-reduce starts as soon as all its parameters' gradients are final (the
+// autograd's leaf hook, gradient_ready), while the backward still computes earlier layers' gradients.
+// Buckets start strictly in order, so every rank starts the same collectives in the same order whatever
+// order its gradients arrive in; one a rank has no gradients for starts in finish(). Each element is the
+// same float64 sum of the same scaled terms as all_reduce_gradients makes, so the results are equal.
+//
+//   GradientBuckets buckets(communicator, parameters, 4 << 20);
+//   buckets.begin_step(local_count, global_count);
+//   autograd::backward({loss}, {}, {}, false, [&](const Tensor& leaf) { buckets.gradient_ready(leaf); });
+//   buckets.finish(extras);   // waits; every rank now holds the global batch's gradients
+class GradientBuckets {
+ public:
+  GradientBuckets(Communicator& communicator, std::vector<Tensor> parameters, std::size_t bucket_bytes);
+  ~GradientBuckets();
+  GradientBuckets(const GradientBuckets&) = delete;
+  GradientBuckets& operator=(const GradientBuckets&) = delete;
+
+  // Before a step's backward: this rank's and the global batch's sample counts.
+  void begin_step(std::int64_t local_count, std::int64_t global_count);
+  // `leaf`'s gradient is final for this step (a leaf that is not one of the parameters is ignored).
+  // Packs its bucket's share, starts every bucket that is complete and next in order, and lets the
+  // ones in flight progress.
+  void gradient_ready(const Tensor& leaf);
+  // After the backward: starts the remaining buckets and an all-reduce of `extras` (summed, in place),
+  // waits for all of them and sets every parameter's gradient as all_reduce_gradients does.
+  void finish(std::span<double> extras);
+
+  std::size_t bucket_count() const;
+  // Of the last step: seconds spent in gradient_ready (packing, starting, progressing) and in finish
+  // (what communication the backward did not hide, waiting for the slowest rank included).
+  double ready_seconds() const { return ready_seconds_; }
+  double finish_seconds() const { return finish_seconds_; }
+
+ private:
+  struct Bucket;
+  void start_ready_buckets();
+
+  Communicator& communicator_;
+  std::vector<Tensor> parameters_;
+  std::vector<Bucket> buckets_;
+  // Per parameter: its bucket, its offset in the bucket's buffer, whether this step packed it.
+  std::vector<std::size_t> bucket_of_, offset_of_;
+  std::vector<char> packed_;
+  std::unordered_map<const void*, std::size_t> index_;  // a parameter's TensorImpl -> its position
+  std::size_t next_to_start_ = 0;
+  double scale_ = 1.0;
+  double ready_seconds_ = 0.0, finish_seconds_ = 0.0;
+};
 
 // FNV-1a over the bytes of every parameter, in order: equal on ranks whose parameters are bit-equal.
 std::uint64_t parameter_hash(const std::vector<Tensor>& parameters);

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -134,6 +135,11 @@ struct TrainOptions {
   // With several ranks, every this many optimizer steps the ranks compare a hash of their parameters and
   // all stop with an error when they differ (0: never). Cheap: one pass over the parameters.
   std::int64_t dist_check_every = 100;
+  // With several ranks, the gradients are all-reduced in buckets of about this many bytes (of float64
+  // gradient), each started during the backward as soon as its gradients are final, so the
+  // communication overlaps the rest of the backward (dist::GradientBuckets). 0: one all-reduce of all
+  // gradients after the backward. The results are equal either way.
+  std::size_t dist_bucket_bytes = std::size_t{4} << 20;
   // Splits evaluated too at every evaluation, recorded in metrics.jsonl under their names but never
   // used to choose `best` (a benchmark reports the paper's protocol, best test F1 over epochs, beside
   // the clean one this way).

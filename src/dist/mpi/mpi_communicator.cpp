@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <climits>
 #include <string>
+#include <vector>
 
 namespace fpi::dist {
 
@@ -38,6 +39,41 @@ void all_reduce_chunks(std::span<T> values, MPI_Datatype type, ReduceOp op) {
           "MPI_Allreduce");
   }
 }
+
+// MPI_Iallreduce in int-sized pieces, one request each.
+class MpiPendingReduce final : public PendingReduce {
+ public:
+  MpiPendingReduce(std::span<double> values, ReduceOp op) {
+    constexpr std::size_t chunk = INT_MAX / 2;
+    for (std::size_t begin = 0; begin < values.size(); begin += chunk) {
+      const std::size_t count = std::min(chunk, values.size() - begin);
+      MPI_Request request = MPI_REQUEST_NULL;
+      check(MPI_Iallreduce(MPI_IN_PLACE, values.data() + begin, static_cast<int>(count), MPI_DOUBLE, mpi_op(op),
+                           MPI_COMM_WORLD, &request),
+            "MPI_Iallreduce");
+      requests_.push_back(request);
+    }
+  }
+  ~MpiPendingReduce() override {
+    // MPI forbids freeing a pending collective's request; a finished one is MPI_REQUEST_NULL already.
+    if (!requests_.empty())
+      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+  }
+  bool test() override {
+    int done = 0;
+    check(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE),
+          "MPI_Testall");
+    if (done) requests_.clear();
+    return done != 0;
+  }
+  void wait() override {
+    check(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    requests_.clear();
+  }
+
+ private:
+  std::vector<MPI_Request> requests_;
+};
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -67,6 +103,9 @@ class MpiCommunicator final : public Communicator {
   }
   void all_reduce(std::span<float> values, ReduceOp op) override { all_reduce_chunks(values, MPI_FLOAT, op); }
   void all_reduce(std::span<double> values, ReduceOp op) override { all_reduce_chunks(values, MPI_DOUBLE, op); }
+  std::unique_ptr<PendingReduce> start_all_reduce(std::span<double> values, ReduceOp op) override {
+    return std::make_unique<MpiPendingReduce>(values, op);
+  }
   void broadcast(std::span<std::byte> bytes) override {
     constexpr std::size_t chunk = INT_MAX / 2;
     for (std::size_t begin = 0; begin < bytes.size(); begin += chunk) {
