@@ -58,10 +58,9 @@ void all_reduce_gradients(Communicator& communicator, const std::vector<Tensor>&
 }
 
 struct GradientBuckets::Bucket {
-  std::vector<std::size_t> parameters;
-  std::size_t values = 0;        // gradient elements; one "has a gradient" flag per parameter follows them
-  std::vector<double> buffer;
-  std::size_t unpacked = 0;      // parameters this step has not packed yet
+  std::size_t begin = 0, end = 0;  // its range of values_
+  std::size_t parameters = 0;      // how many parameters hold a part of it
+  std::size_t unpacked = 0;        // of those, how many this step has not packed yet
   std::unique_ptr<PendingReduce> pending;
 };
 
@@ -78,24 +77,32 @@ double seconds_since(Clock::time_point start) {
 GradientBuckets::GradientBuckets(Communicator& communicator, std::vector<Tensor> parameters, std::size_t bucket_bytes)
     : communicator_(communicator),
       parameters_(std::move(parameters)),
-      bucket_of_(parameters_.size()),
       offset_of_(parameters_.size()),
-      packed_(parameters_.size(), 0) {
-  // Last parameters first: the backward finishes the last layers' gradients first. A parameter that
-  // would take a bucket past bucket_bytes opens the next one (a parameter larger than that is alone).
+      first_bucket_(parameters_.size()),
+      last_bucket_(parameters_.size()),
+      packed_(parameters_.size(), 0),
+      has_gradient_(parameters_.size(), 0.0) {
+  // Last parameters first: the backward finishes the last layers' gradients first.
+  std::size_t total = 0;
   for (std::size_t k = parameters_.size(); k-- > 0;) {
-    const auto n = static_cast<std::size_t>(parameters_[k].numel());
-    const bool full = !buckets_.empty() && buckets_.back().values > 0 &&
-                      (buckets_.back().values + n) * sizeof(double) > bucket_bytes;
-    if (buckets_.empty() || full) buckets_.emplace_back();
-    Bucket& bucket = buckets_.back();
-    bucket_of_[k] = buckets_.size() - 1;
-    offset_of_[k] = bucket.values;
-    bucket.parameters.push_back(k);
-    bucket.values += n;
+    offset_of_[k] = total;
+    total += static_cast<std::size_t>(parameters_[k].numel());
   }
-  for (Bucket& bucket : buckets_) bucket.buffer.resize(bucket.values + bucket.parameters.size());
-  for (std::size_t k = 0; k < parameters_.size(); ++k) index_.emplace(parameters_[k].impl(), k);
+  values_.resize(total);
+  const std::size_t per_bucket = std::max<std::size_t>(1, bucket_bytes / sizeof(double));
+  for (std::size_t begin = 0; begin < total; begin += per_bucket) {
+    buckets_.emplace_back();
+    buckets_.back().begin = begin;
+    buckets_.back().end = std::min(total, begin + per_bucket);
+  }
+  for (std::size_t k = 0; k < parameters_.size(); ++k) {
+    index_.emplace(parameters_[k].impl(), k);
+    const auto n = static_cast<std::size_t>(parameters_[k].numel());
+    if (n == 0) continue;
+    first_bucket_[k] = offset_of_[k] / per_bucket;
+    last_bucket_[k] = (offset_of_[k] + n - 1) / per_bucket;
+    for (std::size_t b = first_bucket_[k]; b <= last_bucket_[k]; ++b) buckets_[b].parameters += 1;
+  }
 }
 
 GradientBuckets::~GradientBuckets() = default;
@@ -107,12 +114,11 @@ void GradientBuckets::begin_step(std::int64_t local_count, std::int64_t global_c
             "dist::GradientBuckets: ", local_count, " of ", global_count, " samples");
   FPI_CHECK(next_to_start_ == 0, "dist::GradientBuckets: a step began before the last one finished");
   scale_ = static_cast<double>(local_count) / static_cast<double>(global_count);
+  std::fill(values_.begin(), values_.end(), 0.0);
   std::fill(packed_.begin(), packed_.end(), 0);
-  for (Bucket& bucket : buckets_) {
-    std::fill(bucket.buffer.begin(), bucket.buffer.end(), 0.0);
-    bucket.unpacked = bucket.parameters.size();
-  }
-  ready_seconds_ = finish_seconds_ = 0.0;
+  std::fill(has_gradient_.begin(), has_gradient_.end(), 0.0);
+  for (Bucket& bucket : buckets_) bucket.unpacked = bucket.parameters;
+  ready_seconds_ = 0.0;
 }
 
 void GradientBuckets::gradient_ready(const Tensor& leaf) {
@@ -120,12 +126,11 @@ void GradientBuckets::gradient_ready(const Tensor& leaf) {
   const auto it = index_.find(leaf.impl());
   if (it == index_.end() || packed_[it->second]) return;
   const std::size_t k = it->second;
-  Bucket& bucket = buckets_[bucket_of_[k]];
   const Tensor grad = parameters_[k].grad();
   if (grad.defined()) {
     NoGrad no_grad;
     const Tensor host = grad.to(kCPU).contiguous();
-    double* out = bucket.buffer.data() + offset_of_[k];
+    double* out = values_.data() + offset_of_[k];
     const auto n = static_cast<std::size_t>(host.numel());
     if (host.dtype() == DType::Float32) {
       const float* in = host.data<float>();
@@ -134,12 +139,11 @@ void GradientBuckets::gradient_ready(const Tensor& leaf) {
       const double* in = host.data<double>();
       for (std::size_t e = 0; e < n; ++e) out[e] = in[e] * scale_;
     }
-    const auto slot = static_cast<std::size_t>(
-        std::find(bucket.parameters.begin(), bucket.parameters.end(), k) - bucket.parameters.begin());
-    bucket.buffer[bucket.values + slot] = 1.0;
+    has_gradient_[k] = 1.0;
   }
   packed_[k] = 1;
-  bucket.unpacked -= 1;
+  if (parameters_[k].numel() > 0)
+    for (std::size_t b = first_bucket_[k]; b <= last_bucket_[k]; ++b) buckets_[b].unpacked -= 1;
   start_ready_buckets();
   // Moves the oldest bucket in flight (and with it the library's progress engine).
   for (std::size_t b = 0; b < next_to_start_; ++b)
@@ -153,35 +157,34 @@ void GradientBuckets::gradient_ready(const Tensor& leaf) {
 void GradientBuckets::start_ready_buckets() {
   while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].unpacked == 0) {
     Bucket& bucket = buckets_[next_to_start_];
-    bucket.pending = communicator_.start_all_reduce(std::span<double>(bucket.buffer));
+    bucket.pending =
+        communicator_.start_all_reduce(std::span<double>(values_.data() + bucket.begin, bucket.end - bucket.begin));
     next_to_start_ += 1;
   }
 }
 
 void GradientBuckets::finish(std::span<double> extras) {
-  const auto start = Clock::now();
   NoGrad no_grad;
   // A parameter no gradient reached on this rank counts as zero here (its flag stays 0).
   for (Bucket& bucket : buckets_) bucket.unpacked = 0;
   start_ready_buckets();
-  std::vector<double> summed(extras.begin(), extras.end());
-  const std::unique_ptr<PendingReduce> pending_extras = communicator_.start_all_reduce(std::span<double>(summed));
-  for (std::size_t b = 0; b < buckets_.size(); ++b) {
-    Bucket& bucket = buckets_[b];
+  // [one "has a gradient" count per parameter, extras...]
+  std::vector<double> tail(has_gradient_);
+  tail.insert(tail.end(), extras.begin(), extras.end());
+  communicator_.start_all_reduce(std::span<double>(tail))->wait();
+  for (Bucket& bucket : buckets_) {
     if (bucket.pending) bucket.pending->wait();
     bucket.pending.reset();
-    for (std::size_t slot = 0; slot < bucket.parameters.size(); ++slot) {
-      if (bucket.buffer[bucket.values + slot] <= 0.0) continue;
-      const Tensor& parameter = parameters_[bucket.parameters[slot]];
-      const auto begin = bucket.buffer.begin() + static_cast<std::ptrdiff_t>(offset_of_[bucket.parameters[slot]]);
-      const std::vector<double> values(begin, begin + static_cast<std::ptrdiff_t>(parameter.numel()));
-      parameter.set_grad(from_vector(values, parameter.shape(), {parameter.dtype(), parameter.device()}));
-    }
   }
-  pending_extras->wait();
-  std::copy(summed.begin(), summed.end(), extras.begin());
+  for (std::size_t k = 0; k < parameters_.size(); ++k) {
+    if (tail[k] <= 0.0) continue;
+    const Tensor& parameter = parameters_[k];
+    const auto begin = values_.begin() + static_cast<std::ptrdiff_t>(offset_of_[k]);
+    const std::vector<double> values(begin, begin + static_cast<std::ptrdiff_t>(parameter.numel()));
+    parameter.set_grad(from_vector(values, parameter.shape(), {parameter.dtype(), parameter.device()}));
+  }
+  std::copy(tail.begin() + static_cast<std::ptrdiff_t>(parameters_.size()), tail.end(), extras.begin());
   next_to_start_ = 0;
-  finish_seconds_ = seconds_since(start);
 }
 
 std::uint64_t parameter_hash(const std::vector<Tensor>& parameters) {

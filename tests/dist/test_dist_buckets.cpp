@@ -106,20 +106,21 @@ TEST(DistBuckets, TinyBucketsStartDuringTheBackwardAndEqualOneAllReduce) {
   std::vector<double> reference_extras = {0.5, 2.0};
   fpi::dist::all_reduce_gradients(one_buffer, reference.parameters, 2, 6, reference_extras);
 
-  // 8 bytes (one double) per bucket: every parameter gets a bucket of its own.
-  fpi::dist::GradientBuckets buckets(bucketed, model.parameters, 8);
-  EXPECT_EQ(buckets.bucket_count(), 6u);
+  // Buckets of 32 values over the gradients laid end to end, last parameter first: 3 + 24 + 8 + 64 + 8 +
+  // 40 = 147 values make 5 buckets; the first layer's weight (the last 40) spans the last two.
+  fpi::dist::GradientBuckets buckets(bucketed, model.parameters, 32 * sizeof(double));
+  EXPECT_EQ(buckets.bucket_count(), 5u);
   std::vector<bool> first_layer_done;  // at each start: had the backward reached the first layer's weight?
   bucketed.on_start = [&] { first_layer_done.push_back(model.parameters[0].grad().defined()); };
   buckets.begin_step(2, 6);
   fpi::autograd::backward({model.loss(11)}, {}, std::nullopt, false,
                           [&](const Tensor& leaf) { buckets.gradient_ready(leaf); });
-  // Every bucket was started by the hook, the last layer's while the backward had the first still to do.
-  EXPECT_EQ(first_layer_done, (std::vector<bool>{false, false, false, false, false, true}));
+  // Every bucket was started by the hook, the first three while the backward had the first layer to do.
+  EXPECT_EQ(first_layer_done, (std::vector<bool>{false, false, false, true, true}));
   std::vector<double> extras = {0.5, 2.0};
   buckets.finish(extras);
-  // Last parameter first, each with its "has a gradient" flag; the extras last.
-  EXPECT_EQ(bucketed.started_sizes, (std::vector<std::size_t>{3 + 1, 24 + 1, 8 + 1, 64 + 1, 8 + 1, 40 + 1, 2}));
+  // Then the six "has a gradient" flags and the two extras in one more all-reduce.
+  EXPECT_EQ(bucketed.started_sizes, (std::vector<std::size_t>{32, 32, 32, 32, 19, 6 + 2}));
   EXPECT_EQ(extras, reference_extras);
   EXPECT_EQ(model.grads(), reference.grads());
 }

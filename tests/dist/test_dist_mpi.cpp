@@ -156,9 +156,9 @@ void expect_two_ranks_equal_one_on_bibtex(const std::string& config, const std::
   ASSERT_EQ(two.status, 0) << two.output;
   expect_same_losses(folder / "one", folder / "two");
   expect_same_weights(folder / "one", folder / "two");
-  // The default 4 MiB buckets: the first layer's weight alone (over 4 MiB of float64 gradient in the
-  // feed-forward net; 1995 x 64 in the cut FPI_NN still one bucket with the rest).
-  EXPECT_EQ(read_metrics(folder / "two").back()["train"]["dist"]["buckets"], config == "bibtex_feedforward" ? 2 : 1);
+  // The default 4 MiB buckets (524,288 values): the feed-forward net's 1,197,759 gradients make three,
+  // the cut FPI_NN's 138,079 one.
+  EXPECT_EQ(read_metrics(folder / "two").back()["train"]["dist"]["buckets"], config == "bibtex_feedforward" ? 3 : 1);
   fs::remove_all(folder);
 }
 
@@ -172,8 +172,9 @@ TEST(DistMpi, TwoRanksTrainTheBibtexFeedForwardAsOneProcess) {
   expect_two_ranks_equal_one_on_bibtex("bibtex_feedforward", "");
 }
 
-// Buckets of 8 bytes (one per parameter) started during the backward give bit for bit what one
-// all-reduce after the backward gives: each element is the same float64 sum of the same two terms.
+// Buckets of 1 KiB (128 values: the toy's 1994 gradients make 16, parameters cut across them) started
+// during the backward give bit for bit what one all-reduce after the backward gives: each element is the
+// same float64 sum of the same two terms.
 TEST(DistMpi, BucketedGradientsEqualOneAllReduce) {
   SKIP_WITHOUT_MPI();
   const fs::path folder = fresh_folder("buckets");
@@ -181,10 +182,10 @@ TEST(DistMpi, BucketedGradientsEqualOneAllReduce) {
       fpi::testing::source_path("models/toy_fpi_nn.json") + " --epochs 2 --quiet --dist-check-every 1" + kShrink;
   const auto whole = run_shell(folder, launch(2, args + " --out whole --dist-bucket-mb 0"));
   ASSERT_EQ(whole.status, 0) << whole.output;
-  const auto bucketed = run_shell(folder, launch(2, args + " --out bucketed --dist-bucket-mb 0.00000762939453125"));
+  const auto bucketed = run_shell(folder, launch(2, args + " --out bucketed --dist-bucket-mb 0.0009765625"));
   ASSERT_EQ(bucketed.status, 0) << bucketed.output;
   EXPECT_EQ(read_metrics(folder / "whole").back()["train"]["dist"]["buckets"], 1);
-  EXPECT_EQ(read_metrics(folder / "bucketed").back()["train"]["dist"]["buckets"], 4);
+  EXPECT_EQ(read_metrics(folder / "bucketed").back()["train"]["dist"]["buckets"], 16);
   const std::vector<nlohmann::json> mw = read_metrics(folder / "whole"), mb = read_metrics(folder / "bucketed");
   ASSERT_EQ(mw.size(), mb.size());
   for (std::size_t e = 0; e < mw.size(); ++e) EXPECT_EQ(mw[e]["train"]["loss"], mb[e]["train"]["loss"]);

@@ -27,13 +27,15 @@ void broadcast_parameters(Communicator& communicator, const std::vector<Tensor>&
 void all_reduce_gradients(Communicator& communicator, const std::vector<Tensor>& parameters,
                           std::int64_t local_count, std::int64_t global_count, std::span<double> extras);
 
-// The same averaging in buckets that overlap the backward: the parameters, last first (the order their
-// gradients become final in), are cut into buckets of about `bucket_bytes` of float64 gradient each, and
-// a bucket's non-blocking all-reduce starts as soon as all its parameters' gradients are final (the
-// autograd's leaf hook, gradient_ready), while the backward still computes earlier layers' gradients.
-// Buckets start strictly in order, so every rank starts the same collectives in the same order whatever
-// order its gradients arrive in; one a rank has no gradients for starts in finish(). Each element is the
-// same float64 sum of the same scaled terms as all_reduce_gradients makes, so the results are equal.
+// The same averaging in buckets that overlap the backward. The parameters' gradients, last parameter
+// first (the order the backward finishes them in), are laid end to end in one float64 buffer, which is
+// cut into buckets of `bucket_bytes` (a large parameter spans several: no message is larger than a
+// bucket). A bucket's non-blocking all-reduce starts as soon as every parameter it holds a part of has
+// its final gradient (the autograd's leaf hook, gradient_ready), while the backward still computes the
+// earlier layers' gradients. Buckets start strictly in order, so every rank starts the same collectives
+// in the same order whatever order its gradients arrive in; one a rank has no gradients for starts in
+// finish(). Each element is the same float64 sum of the same scaled terms as all_reduce_gradients
+// makes, so the results are equal bit for bit.
 //
 //   GradientBuckets buckets(communicator, parameters, 4 << 20);
 //   buckets.begin_step(local_count, global_count);
@@ -49,18 +51,17 @@ class GradientBuckets {
   // Before a step's backward: this rank's and the global batch's sample counts.
   void begin_step(std::int64_t local_count, std::int64_t global_count);
   // `leaf`'s gradient is final for this step (a leaf that is not one of the parameters is ignored).
-  // Packs its bucket's share, starts every bucket that is complete and next in order, and lets the
-  // ones in flight progress.
+  // Packs it, starts every bucket that is complete and next in order, and lets the oldest one in flight
+  // progress.
   void gradient_ready(const Tensor& leaf);
-  // After the backward: starts the remaining buckets and an all-reduce of `extras` (summed, in place),
-  // waits for all of them and sets every parameter's gradient as all_reduce_gradients does.
+  // After the backward: starts the remaining buckets and one all-reduce of the "has a gradient" flags
+  // and `extras` (summed, in place), waits for all of them and sets every parameter's gradient as
+  // all_reduce_gradients does.
   void finish(std::span<double> extras);
 
   std::size_t bucket_count() const;
-  // Of the last step: seconds spent in gradient_ready (packing, starting, progressing) and in finish
-  // (what communication the backward did not hide, waiting for the slowest rank included).
+  // Of the last step: seconds spent in gradient_ready (packing, starting, progressing).
   double ready_seconds() const { return ready_seconds_; }
-  double finish_seconds() const { return finish_seconds_; }
 
  private:
   struct Bucket;
@@ -68,14 +69,17 @@ class GradientBuckets {
 
   Communicator& communicator_;
   std::vector<Tensor> parameters_;
+  std::vector<double> values_;  // every gradient, scaled, last parameter first
   std::vector<Bucket> buckets_;
-  // Per parameter: its bucket, its offset in the bucket's buffer, whether this step packed it.
-  std::vector<std::size_t> bucket_of_, offset_of_;
+  // Per parameter: its offset in values_, the buckets [first, last] it spans, whether this step packed
+  // it and whether it had a gradient.
+  std::vector<std::size_t> offset_of_, first_bucket_, last_bucket_;
   std::vector<char> packed_;
+  std::vector<double> has_gradient_;
   std::unordered_map<const void*, std::size_t> index_;  // a parameter's TensorImpl -> its position
   std::size_t next_to_start_ = 0;
   double scale_ = 1.0;
-  double ready_seconds_ = 0.0, finish_seconds_ = 0.0;
+  double ready_seconds_ = 0.0;
 };
 
 // FNV-1a over the bytes of every parameter, in order: equal on ranks whose parameters are bit-equal.
