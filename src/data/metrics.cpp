@@ -54,15 +54,27 @@ double example_f1(const Tensor& scores, const Tensor& targets, double threshold)
   return mean_f1(host_table(scores, targets, "example_f1"), threshold);
 }
 
+std::vector<double> example_f1_grid(const Tensor& scores, const Tensor& targets, std::span<const double> grid) {
+  const Table table = host_table(scores, targets, "example_f1_grid");
+  std::vector<double> f1;
+  f1.reserve(grid.size());
+  for (double threshold : grid) f1.push_back(mean_f1(table, threshold));
+  return f1;
+}
+
+ThresholdChoice best_threshold(std::span<const double> grid, std::span<const double> f1) {
+  FPI_CHECK(!grid.empty(), "best_threshold: the threshold grid is empty");
+  FPI_CHECK(grid.size() == f1.size(), "best_threshold: ", grid.size(), " thresholds but ", f1.size(), " F1 values");
+  ThresholdChoice best{grid[0], f1[0]};
+  for (std::size_t i = 1; i < grid.size(); ++i)
+    if (f1[i] > best.f1) best = {grid[i], f1[i]};
+  return best;
+}
+
 ThresholdChoice best_threshold(const Tensor& scores, const Tensor& targets, std::span<const double> grid) {
   FPI_CHECK(!grid.empty(), "best_threshold: the threshold grid is empty");
-  const Table table = host_table(scores, targets, "best_threshold");
-  ThresholdChoice best{grid[0], -1.0};
-  for (double threshold : grid) {
-    const double f1 = mean_f1(table, threshold);
-    if (f1 > best.f1) best = {threshold, f1};
-  }
-  return best;
+  const std::vector<double> f1 = example_f1_grid(scores, targets, grid);
+  return best_threshold(grid, f1);
 }
 
 std::vector<double> spen_threshold_grid() {

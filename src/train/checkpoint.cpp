@@ -88,6 +88,14 @@ State read_training_state(const std::string& folder) {
   }
 }
 
+std::optional<double> checkpoint_f1_threshold(const std::string& checkpoint) {
+  const std::string folder = checkpoint_folder(checkpoint);
+  const State state = read_training_state(folder);
+  StateReader in(state, folder + "/training.safetensors");
+  if (!in.contains("trainer.f1_threshold")) return std::nullopt;
+  return in.get_double("trainer.f1_threshold");
+}
+
 void remove_unfinished_checkpoints(const std::string& run_dir) {
   const fs::path folder = fs::path(run_dir) / "checkpoints";
   std::error_code error;

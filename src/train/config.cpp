@@ -543,6 +543,21 @@ void read_eval(JsonObject& root, RunConfig& config) {
                 "), got ", render_json(e.metric), "; add it to \"metrics\"");
   e.mode = in.choice("mode", {"min", "max"}, e.metric == "f1" || e.metric == "psnr" ? "max" : "min");
   e.batch_size = in.integer("batch_size", 1, data::kMaxBatchSize, config.train.batch_size);
+  const json* threshold = in.raw_optional("threshold");
+  if (threshold && threshold->is_string()) {
+    if (*threshold != "tune")
+      config_fail(in.key_path("threshold"), ": expected a number from 0 to 1 or \"tune\", got ",
+                  render_json(*threshold));
+    e.tune_threshold = true;
+    if (std::find(config.metrics.begin(), config.metrics.end(), "f1") == config.metrics.end())
+      config_fail(in.key_path("threshold"),
+                  ": \"tune\" chooses the threshold of the f1 metric; add \"f1\" to \"metrics\"");
+    if (e.split != "validation")
+      config_fail(in.key_path("threshold"),
+                  ": \"tune\" chooses the threshold on the validation split, but eval.split is ", render_json(e.split));
+  } else {
+    e.threshold = in.number("threshold", 0, 1, 0.5);
+  }
   root.resolve("eval", in.finish());
 }
 

@@ -1,4 +1,5 @@
 // Experiment: a config's data, model and device, and the evaluation of a model on a split.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -45,6 +46,14 @@ Experiment::Experiment(RunConfig config) : config_(std::move(config)), device_(r
   model_ = built.module;
   if (!device_.is_cpu()) model_->to(device_);
   splits_ = make_splits(config_);
+  if (!config_.eval.tune_threshold) f1_threshold_ = config_.eval.threshold;
+}
+
+void Experiment::set_f1_threshold(double threshold, bool keep) {
+  FPI_CHECK(std::isfinite(threshold) && threshold >= 0.0 && threshold <= 1.0,
+            "the f1 threshold must be in [0, 1], got ", threshold);
+  f1_threshold_ = threshold;
+  keep_f1_threshold_ = keep;
 }
 
 const data::Dataset& Experiment::split(const std::string& name) const {
@@ -90,6 +99,14 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
   model_->eval();
   NoGrad no_grad;
 
+  const bool has_f1 = std::find(config_.metrics.begin(), config_.metrics.end(), "f1") != config_.metrics.end();
+  const bool tune = has_f1 && config_.eval.tune_threshold && !keep_f1_threshold_ && split_name == "validation";
+  FPI_CHECK(!has_f1 || tune || f1_threshold_, "evaluation on ", split_name,
+            ": eval.threshold is \"tune\" and no threshold has been chosen on the validation split yet");
+  const std::vector<double> grid = tune ? data::spen_threshold_grid() : std::vector<double>{};
+  // Per threshold of the grid, the sum over samples of their F1: summed like every other metric, so the
+  // choice over sharded batches is the choice over the whole split.
+  std::vector<double> grid_sums(grid.size(), 0.0);
   std::map<std::string, double> sums;
   std::int64_t samples = 0;
   SolveAccumulators fixed_point(*model_);
@@ -112,8 +129,11 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
       } else if (metric == "psnr") {
         // The paper's PSNR: each image's own, averaged over images, on the clamped output.
         for (double value : data::psnr_per_sample(clamp(prediction, 0.0, 1.0), target)) sums["psnr"] += value;
+      } else if (metric == "f1" && tune) {
+        const std::vector<double> f1 = data::example_f1_grid(prediction, target, grid);
+        for (std::size_t i = 0; i < grid.size(); ++i) grid_sums[i] += f1[i] * static_cast<double>(n);
       } else if (metric == "f1") {
-        sums["f1"] += data::example_f1(prediction, target) * static_cast<double>(n);
+        sums["f1"] += data::example_f1(prediction, target, *f1_threshold_) * static_cast<double>(n);
       } else if (metric == "epe") {
         // Every pixel counts, occluded or not, as in FlowNet's aEPE on Flying Chairs.
         sums["epe"] += data::average_epe(prediction, target) * static_cast<double>(n);
@@ -126,10 +146,12 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
   if (ranks > 1) {
     std::vector<double> totals = {static_cast<double>(samples), sums["loss"]};
     for (const std::string& metric : config_.metrics) totals.push_back(sums[metric]);
+    totals.insert(totals.end(), grid_sums.begin(), grid_sums.end());
     communicator->all_reduce(std::span<double>(totals));
     samples = static_cast<std::int64_t>(totals[0]);
     sums["loss"] = totals[1];
     for (std::size_t i = 0; i < config_.metrics.size(); ++i) sums[config_.metrics[i]] = totals[2 + i];
+    std::copy(totals.end() - static_cast<std::ptrdiff_t>(grid_sums.size()), totals.end(), grid_sums.begin());
     reduce_over_ranks(fixed_point, *communicator);
   }
 
@@ -137,8 +159,16 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
   result.split = split_name;
   FPI_CHECK(samples > 0, "evaluation on ", split_name, ": the split is empty");
   result.metrics.emplace_back("loss", sums["loss"] / static_cast<double>(samples));
+  if (tune) {
+    std::vector<double> f1(grid_sums.size());
+    for (std::size_t i = 0; i < f1.size(); ++i) f1[i] = grid_sums[i] / static_cast<double>(samples);
+    const data::ThresholdChoice choice = data::best_threshold(grid, f1);
+    f1_threshold_ = choice.threshold;
+    sums["f1"] = choice.f1 * static_cast<double>(samples);
+  }
   for (const std::string& metric : config_.metrics)
     if (metric != "loss") result.metrics.emplace_back(metric, sums[metric] / static_cast<double>(samples));
+  if (has_f1 && config_.eval.tune_threshold) result.metrics.emplace_back("f1_threshold", *f1_threshold_);
   result.fixed_point = fixed_point.summaries();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

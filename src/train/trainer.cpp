@@ -51,6 +51,7 @@ struct Progress {
   double train_seconds = 0.0;
   std::optional<double> best_metric;
   std::int64_t best_epoch = 0;
+  std::optional<double> f1_threshold;  // eval.threshold "tune": the last evaluation's choice
 };
 
 State training_state(const Progress& p, const optim::Optimizer& optimizer, const optim::LRScheduler* schedule,
@@ -64,6 +65,7 @@ State training_state(const Progress& p, const optim::Optimizer& optimizer, const
   state.set("trainer.train_seconds", p.train_seconds);
   if (p.best_metric) state.set("trainer.best_metric", *p.best_metric);
   state.set("trainer.best_epoch", p.best_epoch);
+  if (p.f1_threshold) state.set("trainer.f1_threshold", *p.f1_threshold);
   solves.save(state, "trainer.fixed_point.");
   state.merge("optimizer.", optimizer.state_dict());
   if (schedule) state.merge("schedule.", schedule->state_dict());
@@ -93,6 +95,7 @@ void load_training_state(const State& state, const std::string& where, Device de
   loaded.train_seconds = in.get_double("trainer.train_seconds");
   if (in.contains("trainer.best_metric")) loaded.best_metric = in.get_double("trainer.best_metric");
   loaded.best_epoch = in.get_int64("trainer.best_epoch");
+  if (in.contains("trainer.f1_threshold")) loaded.f1_threshold = in.get_double("trainer.f1_threshold");
   solves.load(in, "trainer.fixed_point.");
   const State optimizer_state = on_device(in.get_under("optimizer."), device);
   const State schedule_state = in.get_under("schedule.");
@@ -322,6 +325,7 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
     load_training_state(read_training_state(folder), folder + "/training.safetensors", experiment.device(), progress,
                         *optimizer, schedule.get(), solves);
     if (root) truncate_metrics(run_dir / "metrics.jsonl", progress.epoch);
+    if (progress.f1_threshold) experiment.set_f1_threshold(*progress.f1_threshold, false);
     log.line("resuming " + resolved.name + " at epoch " + std::to_string(progress.epoch + 1) + ", batch " +
              std::to_string(progress.next_batch + 1) + " (step " + std::to_string(progress.step) + ")");
   } else {
@@ -463,6 +467,7 @@ TrainResult train(const RunConfig& config, const TrainOptions& options) {
       FPI_CHECK(std::isfinite(value), "epoch ", progress.epoch, ": ", resolved.eval.split, " ", resolved.eval.metric,
                 " is ", value, "; stopping. The last good checkpoint is ",
                 (run_dir / "checkpoints" / "last").string());
+      if (resolved.eval.tune_threshold) progress.f1_threshold = experiment.f1_threshold();
       best = improves(resolved.eval, value, progress.best_metric);
       if (best) {
         progress.best_metric = value;

@@ -48,6 +48,28 @@ TEST(ExampleF1, BestThresholdSearchesTheGrid) {
   EXPECT_EQ(best_threshold(scores(), targets(), tied).threshold, 0.46) << "the first of equal thresholds wins";
 }
 
+TEST(ExampleF1, GridGivesEachThresholdsF1InGridOrder) {
+  const std::vector<double> grid{0.6, 0.0, 0.5, 0.4};
+  const std::vector<double> f1 = example_f1_grid(scores(), targets(), grid);
+  ASSERT_EQ(f1.size(), 4u);
+  // The hand-computed values of HandComputedCases and BestThresholdSearchesTheGrid.
+  EXPECT_DOUBLE_EQ(f1[0], (0.5 + 0.0 + 1.0 + 0.0) / 4);
+  EXPECT_DOUBLE_EQ(f1[1], (4.0 / 6.0 + 0.4 + 0.0 + 0.4) / 4);
+  EXPECT_DOUBLE_EQ(f1[2], 0.625);
+  EXPECT_DOUBLE_EQ(f1[3], (0.5 + 2.0 / 3.0 + 0.0 + 1.0) / 4);
+  EXPECT_TRUE(example_f1_grid(scores(), targets(), std::vector<double>{}).empty());
+}
+
+TEST(ExampleF1, BestThresholdOfComputedValuesIsTheFirstArgmax) {
+  const std::vector<double> grid{0.1, 0.2, 0.3, 0.4};
+  const ThresholdChoice best = best_threshold(grid, std::vector<double>{0.25, 0.5, 0.5, 0.125});
+  EXPECT_EQ(best.threshold, 0.2);
+  EXPECT_EQ(best.f1, 0.5);
+  EXPECT_EQ(best_threshold(grid, std::vector<double>{0.0, 0.0, 0.0, 0.0}).threshold, 0.1);
+  EXPECT_THROW(best_threshold(grid, std::vector<double>{0.5}), Error);
+  EXPECT_THROW(best_threshold(std::vector<double>{}, std::vector<double>{}), Error);
+}
+
 TEST(ExampleF1, SpenGrid) {
   const std::vector<double> grid = spen_threshold_grid();
   ASSERT_EQ(grid.size(), 20u);

@@ -79,7 +79,8 @@ TEST(Config, MinimalConfigResolvesEveryDefault) {
                   "amsgrad": false},
     "schedule": {"type": "constant"},
     "train": {"epochs": 1, "batch_size": 10, "clip_grad_norm": null},
-    "eval": {"split": "validation", "every": 1, "metric": "loss", "mode": "min", "batch_size": 10},
+    "eval": {"split": "validation", "every": 1, "metric": "loss", "mode": "min", "batch_size": 10,
+             "threshold": 0.5},
     "checkpoint": {"every": 1}
   })");
   EXPECT_EQ(c.resolved, expected) << c.resolved.dump(2);
@@ -136,7 +137,7 @@ TEST(Config, BadConfigsNameThePlace) {
        "bad.json: optimizer: unknown key 'betas'; expected one of: dampening, lr, momentum, nesterov, type, "
        "weight_decay"},
       {"unknown key in eval", [](json& c) { c["eval"] = {{"metrc", "loss"}}; },
-       "bad.json: eval: unknown key 'metrc'; expected one of: batch_size, every, metric, mode, split"},
+       "bad.json: eval: unknown key 'metrc'; expected one of: batch_size, every, metric, mode, split, threshold"},
       {"unknown key in a schedule", [](json& c) { c["schedule"] = {{"type", "cosine"}, {"t_max", 3}, {"gamma", 1}}; },
        "bad.json: schedule: unknown key 'gamma'; expected one of: eta_min, t_max, type"},
       {"unknown key in model", [](json& c) { c["model"]["outputs"] = "fc"; },
@@ -257,6 +258,42 @@ TEST(Config, BadConfigsNameThePlace) {
     row.edit(config);
     EXPECT_EQ(config_error(config), row.error) << row.what;
   }
+}
+
+// eval.threshold: a number in [0, 1], or "tune" where a validation split and the f1 metric exist to tune
+// it on; everything else is refused naming the key.
+TEST(Config, EvalThresholdIsANumberOrTune) {
+  json config = minimal_config();
+  config["data"] = {{"type", "bibtex"}};
+  config["loss"] = {{"type", "bce"}, {"target", "labels"}};
+  config["metrics"] = {"f1"};
+  EXPECT_EQ(parse_config(config, "c.json").eval.threshold, 0.5);
+  EXPECT_FALSE(parse_config(config, "c.json").eval.tune_threshold);
+  config["eval"] = {{"threshold", 0.3}};
+  EXPECT_EQ(parse_config(config, "c.json").eval.threshold, 0.3);
+  config["eval"] = {{"threshold", "tune"}, {"metric", "f1"}};
+  const RunConfig tuned = parse_config(config, "c.json");
+  EXPECT_TRUE(tuned.eval.tune_threshold);
+  EXPECT_EQ(tuned.resolved["eval"]["threshold"], "tune");
+  EXPECT_EQ(parse_config(tuned.resolved, "resolved.json").resolved, tuned.resolved);
+
+  const std::vector<std::pair<json, std::string>> bad = {
+      {1.5, "bad.json: eval.threshold: expected a number from 0 to 1 or \"tune\", got 1.5"},
+      {-0.1, "bad.json: eval.threshold: expected a number from 0 to 1 or \"tune\", got -0.1"},
+      {"best", "bad.json: eval.threshold: expected a number from 0 to 1 or \"tune\", got \"best\""},
+  };
+  for (const auto& [value, error] : bad) {
+    config["eval"] = {{"threshold", value}};
+    EXPECT_EQ(config_error(config), error) << value.dump();
+  }
+  config["eval"] = {{"threshold", "tune"}, {"split", "test"}};
+  EXPECT_EQ(config_error(config),
+            "bad.json: eval.threshold: \"tune\" chooses the threshold on the validation split, but eval.split is "
+            "\"test\"");
+  config = minimal_config();
+  config["eval"] = {{"threshold", "tune"}};
+  EXPECT_EQ(config_error(config),
+            "bad.json: eval.threshold: \"tune\" chooses the threshold of the f1 metric; add \"f1\" to \"metrics\"");
 }
 
 TEST(Config, SchemaErrorsAreListedOnePerLine) {

@@ -229,6 +229,17 @@ int eval_on(const EvalArgs& args, fpi::dist::Communicator& communicator) {
     };
   }
   const std::int64_t batch_size = args.batch_size ? *args.batch_size : experiment.config().eval.batch_size;
+  if (config.eval.tune_threshold) {
+    // The run's choice on validation; a checkpoint without one (trained at a fixed threshold) gets it
+    // chosen on validation here, never on the split evaluated.
+    std::optional<double> threshold = fpi::train::checkpoint_f1_threshold(checkpoint);
+    if (!threshold && args.split != "validation") {
+      threshold = experiment.evaluate("validation", batch_size, {}, &communicator).metric("f1_threshold");
+      if (communicator.rank() == 0)
+        std::cout << "f1 threshold " << format_number(*threshold) << " chosen on the validation split\n";
+    }
+    if (threshold) experiment.set_f1_threshold(*threshold, true);
+  }
   const fpi::train::EvalResult eval = experiment.evaluate(args.split, batch_size, outputs, &communicator);
   if (communicator.rank() != 0) return 0;
   std::cout << config.name << " (" << checkpoint << ")\n";

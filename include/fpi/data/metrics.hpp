@@ -24,8 +24,14 @@ struct ThresholdChoice {
   double f1 = 0.0;
 };
 
+// example_f1 at every threshold of `grid`, in grid order, from one copy of the tensors to the host: what
+// a threshold search sums batch by batch (each value times the batch's examples) before choosing.
+std::vector<double> example_f1_grid(const Tensor& scores, const Tensor& targets, std::span<const double> grid);
+
 // The threshold of `grid` with the highest example_f1 (the first such one on ties).
 ThresholdChoice best_threshold(const Tensor& scores, const Tensor& targets, std::span<const double> grid);
+// The same choice from F1 values already computed, f1[i] belonging to grid[i].
+ThresholdChoice best_threshold(std::span<const double> grid, std::span<const double> f1);
 
 // The grid SPEN's evaluation searches: 0, 0.01, ..., 0.05, then 0.10, 0.15, ..., 0.75.
 std::vector<double> spen_threshold_grid();

@@ -52,6 +52,11 @@ struct TrainConfig {
 struct EvalConfig {
   std::string split = "validation", metric = "loss", mode = "min";
   std::int64_t every = 1, batch_size = 1;
+  // The f1 metric predicts a label when its score is >= threshold. With tune_threshold ("tune") each
+  // evaluation on the validation split chooses it from data::spen_threshold_grid(), and the other splits
+  // (and `fpi eval` on a checkpoint) reuse that choice, so the test split is never used to choose it.
+  double threshold = 0.5;
+  bool tune_threshold = false;
 };
 
 struct CheckpointConfig {

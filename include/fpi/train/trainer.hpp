@@ -104,11 +104,21 @@ class Experiment {
                       const std::function<void(const data::Batch&, const Tensor&)>& outputs = {},
                       dist::Communicator* communicator = nullptr);
 
+  // The threshold the f1 metric uses: eval.threshold, or with eval.threshold "tune" the one the last
+  // evaluation of the validation split chose (none before it; evaluating another split is then an error).
+  // The choice is reported as the metric "f1_threshold" beside f1.
+  std::optional<double> f1_threshold() const { return f1_threshold_; }
+  // Sets it (a checkpoint's choice). With `keep`, evaluations of the validation split use it too instead
+  // of choosing again, as `fpi eval` does on a checkpoint.
+  void set_f1_threshold(double threshold, bool keep);
+
  private:
   RunConfig config_;
   Device device_;
   data::Splits splits_;
   std::shared_ptr<GraphModule> model_;
+  std::optional<double> f1_threshold_;
+  bool keep_f1_threshold_ = false;
 };
 
 // "cpu", "cuda", "cuda:1" or "auto" (CUDA when a device is usable, else the CPU). A CUDA device that
@@ -165,5 +175,9 @@ RunConfig load_run_config(const std::string& run_dir, const std::vector<std::str
 // checking every name and shape against the model ("fpi.map.net.fc1.weight: shape (600, 1995) in the
 // checkpoint, (600, 1996) in the model").
 void load_weights(nn::Module& model, const std::string& checkpoint);
+
+// The f1 threshold a checkpoint's run chose on the validation split (eval.threshold "tune"); empty for a
+// checkpoint of a run that did not tune it.
+std::optional<double> checkpoint_f1_threshold(const std::string& checkpoint);
 
 }  // namespace fpi::train
