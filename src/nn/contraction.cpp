@@ -21,6 +21,14 @@ Tensor conv_adjoint(const Tensor& u, const Tensor& weight, const Conv2dConfig& c
   return conv_transpose2d(u, weight, Tensor(), adjoint);
 }
 
+// The adjoint of conv_transpose2d is conv2d with the same weight and geometry; the output padding only
+// added rows and columns that conv2d's stride skips, so it maps back to the input's size.
+Tensor transposed_adjoint(const Tensor& u, const Tensor& weight, const Conv2dConfig& c) {
+  Conv2dOptions adjoint = c.geometry;
+  adjoint.output_padding = {0, 0};
+  return conv2d(u, weight, Tensor(), adjoint);
+}
+
 constexpr int kFirstUpdateSteps = 30;
 constexpr std::uint64_t kVectorSeed = 0x11b5;
 
@@ -50,6 +58,18 @@ double spectral_norm(const Conv2d& layer, std::int64_t height, std::int64_t widt
   return norm(conv2d(v, w, Tensor(), c.geometry)).item();
 }
 
+double spectral_norm(const ConvTranspose2d& layer, std::int64_t height, std::int64_t width, int iterations,
+                     Generator* generator) {
+  NoGrad no_grad;
+  Generator local(kVectorSeed);
+  const Conv2dConfig& c = layer.config();
+  const Tensor w = layer.weight.detach();
+  Tensor v = normalized(randn({1, c.in_channels, height, width}, w.options(), generator ? generator : &local));
+  for (int i = 0; i < iterations; ++i)
+    v = normalized(transposed_adjoint(conv_transpose2d(v, w, Tensor(), c.geometry), w, c));
+  return norm(conv_transpose2d(v, w, Tensor(), c.geometry)).item();
+}
+
 LipschitzBound::LipschitzBound(std::shared_ptr<Linear> wrapped, double k)
     : Module("LipschitzBound"), bound(k), linear_(std::move(wrapped)) {
   FPI_CHECK(linear_, "LipschitzBound: the layer is null");
@@ -68,17 +88,33 @@ LipschitzBound::LipschitzBound(std::shared_ptr<Conv2d> wrapped, double k)
   v_ = register_buffer("v", empty({0}, conv_->weight.options()));
 }
 
+LipschitzBound::LipschitzBound(std::shared_ptr<ConvTranspose2d> wrapped, double k)
+    : Module("LipschitzBound"), bound(k), transposed_(std::move(wrapped)) {
+  FPI_CHECK(transposed_, "LipschitzBound: the layer is null");
+  FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
+  layer = register_module("layer", transposed_);
+  u_ = register_buffer("u", empty({0}, transposed_->weight.options()));
+  v_ = register_buffer("v", empty({0}, transposed_->weight.options()));
+}
+
+const Tensor& LipschitzBound::weight() const {
+  return linear_ ? linear_->weight : conv_ ? conv_->weight : transposed_->weight;
+}
+
 Tensor LipschitzBound::apply(const Tensor& v, const Tensor& weight) const {
-  return linear_ ? linear(v, weight) : conv2d(v, weight, Tensor(), conv_->config().geometry);
+  if (linear_) return linear(v, weight);
+  if (conv_) return conv2d(v, weight, Tensor(), conv_->config().geometry);
+  return conv_transpose2d(v, weight, Tensor(), transposed_->config().geometry);
 }
 
 Tensor LipschitzBound::apply_adjoint(const Tensor& u, const Tensor& weight) const {
   if (linear_) return matmul(u, weight);
-  return conv_adjoint(u, weight, conv_->config(), v_.size(2), v_.size(3));
+  if (conv_) return conv_adjoint(u, weight, conv_->config(), v_.size(2), v_.size(3));
+  return transposed_adjoint(u, weight, transposed_->config());
 }
 
 void LipschitzBound::ensure_vectors(const Shape& input_shape) {
-  const Tensor& w = linear_ ? linear_->weight : conv_->weight;
+  const Tensor& w = weight();
   const Shape sample = linear_ ? Shape{w.size(1)} : Shape(input_shape.begin() + 1, input_shape.end());
   if (vectors_sized() && sample == sample_shape() && v_.dtype() == w.dtype() && v_.device() == w.device()) return;
   NoGrad no_grad;
@@ -96,14 +132,14 @@ void LipschitzBound::update() {
     ensure_vectors({});
   }
   NoGrad no_grad;
-  const Tensor w = (linear_ ? linear_->weight : conv_->weight).detach();
+  const Tensor w = weight().detach();
   v_.set_data(normalized(apply_adjoint(u_, w)));
   u_.set_data(normalized(apply(v_, w)));
 }
 
 // σ reads detached handles: they keep this step's storage when update() gives the buffers new data.
 Tensor LipschitzBound::sigma_tensor() const {
-  const Tensor& w = linear_ ? linear_->weight : conv_->weight;
+  const Tensor& w = weight();
   return sum(u_.detach() * apply(v_.detach(), w));
 }
 
@@ -114,7 +150,7 @@ double LipschitzBound::sigma() const {
 }
 
 Tensor LipschitzBound::effective_weight() const {
-  const Tensor& w = linear_ ? linear_->weight : conv_->weight;
+  const Tensor& w = weight();
   FPI_CHECK(vectors_sized(), "LipschitzBound: effective_weight() before the first forward or update()");
   const Tensor s = sigma_tensor();
   if (s.item() <= bound) return w;
@@ -126,7 +162,8 @@ Tensor LipschitzBound::forward(const Tensor& x) {
   if (auto_update_ && is_training() && autograd::grad_enabled()) update();
   const Tensor w = effective_weight();
   if (linear_) return linear(x, w, linear_->bias);
-  return conv2d(x, w, conv_->bias, conv_->config().geometry);
+  if (conv_) return conv2d(x, w, conv_->bias, conv_->config().geometry);
+  return conv_transpose2d(x, w, transposed_->bias, transposed_->config().geometry);
 }
 
 std::string LipschitzBound::extra_repr() const { return detail::concat("bound=", bound); }

@@ -99,9 +99,9 @@ Tensor FixedPointLayer::forward(const Tensor& z, const Tensor& x0) {
   const std::int64_t backward_passes = stats_->backward_passes;
   stats_ = std::make_shared<FixedPointStats>();
   stats_->backward_passes = backward_passes;
-  Tensors inputs{z};
+  Tensors inputs{map->prepare(z)};
   for (const auto& p : map->parameters()) inputs.push_back(p);
-  const auto step = [m = map](const Tensor& x, const Tensors& in) { return m->step(x, in[0]); };
+  const auto step = [m = map](const Tensor& x, const Tensors& in) { return m->step_prepared(x, in[0]); };
   return fixed_point(step, inputs, 1, x0.detach(), options_, stats_);
 }
 

@@ -150,27 +150,45 @@ Tensor GraphModule::forward(const Tensor& x) {
   return forward({{source_names_[0], x}});
 }
 
-Tensor GraphModule::forward(const std::vector<std::pair<std::string, Tensor>>& sources) {
-  std::vector<Tensor> values;
-  values.reserve(source_names_.size() + nodes_.size());
-  for (const auto& name : source_names_) {
+Tensor GraphModule::forward(const std::vector<std::pair<std::string, Tensor>>& sources) { return forward(sources, {}); }
+
+Tensor GraphModule::forward(const std::vector<std::pair<std::string, Tensor>>& sources,
+                            const std::vector<std::pair<std::size_t, Tensor>>& given) {
+  const std::size_t n_sources = source_names_.size();
+  const std::size_t output = n_sources + output_;
+  std::vector<Tensor> values(n_sources + nodes_.size());
+  std::vector<char> is_given(nodes_.size(), 0);
+  for (const auto& [index, value] : given) {
+    FPI_CHECK(index < nodes_.size(), "Graph: given layer index ", index, " is out of range for ", nodes_.size(),
+              " layers");
+    is_given[index] = 1;
+    values[n_sources + index] = value;
+  }
+  std::vector<char> needed(values.size(), 0);
+  needed[output] = 1;
+  for (std::size_t i = nodes_.size(); i-- > 0;)
+    if (needed[n_sources + i] && !is_given[i])
+      for (std::size_t input : nodes_[i].inputs) needed[input] = 1;
+  for (std::size_t k = 0; k < n_sources; ++k) {
+    if (!needed[k]) continue;
+    const auto& name = source_names_[k];
     const auto it = std::find_if(sources.begin(), sources.end(), [&](const auto& s) { return s.first == name; });
     if (it == sources.end()) {
-      std::vector<std::string> given;
-      for (const auto& s : sources) given.push_back(s.first);
-      fail("Graph: missing source '", name, "'; given: ", given.empty() ? "none" : join(given));
+      std::vector<std::string> names;
+      for (const auto& s : sources) names.push_back(s.first);
+      fail("Graph: missing source '", name, "'; given: ", names.empty() ? "none" : join(names));
     }
-    values.push_back(it->second);
+    values[k] = it->second;
   }
-  const std::size_t output = source_names_.size() + output_;
   std::vector<Tensor> inputs;
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (is_given[i] || !needed[n_sources + i]) continue;
     const Node& node = nodes_[i];
     inputs.clear();
     for (std::size_t input : node.inputs) inputs.push_back(values[input]);
     // Sizes unknown at build time are checked by the ops only; their errors are placed at the layer here.
     try {
-      values.push_back(node.apply ? node.apply(inputs) : node.module->forward(inputs[0]));
+      values[n_sources + i] = node.apply ? node.apply(inputs) : node.module->forward(inputs[0]);
     } catch (const ConfigError&) {
       throw;
     } catch (const Error& e) {

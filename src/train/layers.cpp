@@ -6,8 +6,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 
 #include "fpi/nn/activation.hpp"
+#include "fpi/nn/contraction.hpp"
 #include "fpi/nn/fixed_point.hpp"
 #include "fpi/nn/layers.hpp"
 #include "fpi/ops.hpp"
@@ -62,6 +64,14 @@ std::string short_number(double value) {
 
 // ---- dense, conv2d, conv_transpose2d --------------------------------------------------------------
 
+// "lipschitz": k wraps the layer in nn::LipschitzBound, which keeps its operator norm at or below k (a
+// map's layers bounded so that g is a contraction in x).
+template <class Layer>
+nn::ModulePtr maybe_bounded(std::shared_ptr<Layer> layer, JsonObject& args) {
+  if (!args.has("lipschitz")) return layer;
+  return std::make_shared<nn::LipschitzBound>(std::move(layer), args.positive_number("lipschitz"));
+}
+
 BuiltLayer build_dense(JsonObject& args, const LayerContext& context) {
   const std::int64_t units = args.integer("units", 1, kMaxSize);
   const bool bias = args.boolean("bias", true);
@@ -70,7 +80,8 @@ BuiltLayer build_dense(JsonObject& args, const LayerContext& context) {
     config_fail(context.path, ": dense needs a known last input size, got shape ", batch_shape_str(in));
   Shape out = in;
   out.back() = units;
-  return {std::make_shared<nn::Linear>(in.back(), units, bias, context.options, context.generator), out, {}, {}};
+  auto layer = std::make_shared<nn::Linear>(in.back(), units, bias, context.options, context.generator);
+  return {maybe_bounded(std::move(layer), args), out, {}, {}};
 }
 
 // The keys conv2d and conv_transpose2d share, read and checked against a (C, H, W) input.
@@ -127,9 +138,9 @@ BuiltLayer build_conv(JsonObject& args, const LayerContext& context, bool transp
                 batch_shape_str(out));
   nn::ModulePtr module;
   if (transposed)
-    module = std::make_shared<nn::ConvTranspose2d>(config, context.options, context.generator);
+    module = maybe_bounded(std::make_shared<nn::ConvTranspose2d>(config, context.options, context.generator), args);
   else
-    module = std::make_shared<nn::Conv2d>(config, context.options, context.generator);
+    module = maybe_bounded(std::make_shared<nn::Conv2d>(config, context.options, context.generator), args);
   return {module, out, {}, {}};
 }
 
@@ -195,15 +206,99 @@ BuiltLayer build_binary(const LayerContext& context, const char* type, bool subt
 
 // ---- fixed_point ---------------------------------------------------------------------------------
 
+// Where a net map's first linear layer reads concat(z, x) and nothing else reads z, x or the join:
+// W·[z; x] + b = (W_z·z + b) + W_x·x, so W_z·z + b is computed once per solve and each iteration only
+// W_x·x. W_z and W_x are narrowed views of the layer's one weight, so names, checkpoints and the
+// optimizer see no difference; the convolution splits the same way along its input channels.
+struct InputSplit {
+  std::size_t layer = 0;  // the node whose output step_prepared gives
+  std::shared_ptr<nn::Linear> linear;
+  std::shared_ptr<nn::Conv2d> conv;
+  std::shared_ptr<nn::LipschitzBound> bound;  // set where the layer is bounded ("lipschitz")
+  std::int64_t z_offset = 0, z_size = 0, x_offset = 0, x_size = 0;
+};
+
+// The split of `graph` if it has the shape above; `layers` are the map's resolved layer objects.
+std::optional<InputSplit> find_input_split(const GraphModule& graph, const nlohmann::json& layers,
+                                           const Shape& z_shape, const Shape& state) {
+  const auto& names = graph.source_names();
+  const auto source = [&](const char* name) {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  };
+  const std::size_t z = source("z"), x = source("x"), n_sources = names.size();
+  if (z == n_sources || x == n_sources) return std::nullopt;
+  const auto& nodes = graph.nodes();
+  const auto readers = [&](std::size_t value) {
+    std::vector<std::size_t> found;
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      if (std::find(nodes[i].inputs.begin(), nodes[i].inputs.end(), value) != nodes[i].inputs.end())
+        found.push_back(i);
+    return found;
+  };
+  const std::vector<std::size_t> join = readers(z);
+  if (join.size() != 1 || readers(x) != join) return std::nullopt;
+  const GraphModule::Node& concat_node = nodes[join[0]];
+  const std::vector<std::size_t> order = concat_node.inputs;
+  if (concat_node.type != "concat" || order.size() != 2) return std::nullopt;
+  const std::vector<std::size_t> next = readers(n_sources + join[0]);
+  if (next.size() != 1 || nodes[next[0]].inputs.size() != 1) return std::nullopt;
+  const std::int64_t dim = layers.at(join[0]).at("dim").get<std::int64_t>();
+  InputSplit split;
+  split.layer = next[0];
+  nn::ModulePtr module = nodes[split.layer].module;
+  split.bound = std::dynamic_pointer_cast<nn::LipschitzBound>(module);
+  if (split.bound) module = split.bound->layer;
+  split.linear = std::dynamic_pointer_cast<nn::Linear>(module);
+  split.conv = std::dynamic_pointer_cast<nn::Conv2d>(module);
+  const bool joins_features = split.linear && dim == static_cast<std::int64_t>(state.size()) - 1;
+  const bool joins_channels = split.conv && dim == 0;
+  if (!joins_features && !joins_channels) return std::nullopt;
+  split.z_size = z_shape[dim];
+  split.x_size = state[dim];
+  if (split.z_size < 1 || split.x_size < 1) return std::nullopt;
+  const bool z_first = order[0] == z;
+  split.z_offset = z_first ? 0 : split.x_size;
+  split.x_offset = z_first ? split.z_size : 0;
+  return split;
+}
+
 // The map's network reads x and z by name; the graph cannot take concat(z, x) as NetMap's does.
 class GraphNetMap : public nn::NetMap {
  public:
-  explicit GraphNetMap(std::shared_ptr<GraphModule> graph) : NetMap(graph), graph_(std::move(graph)) {}
+  GraphNetMap(std::shared_ptr<GraphModule> graph, std::optional<InputSplit> split)
+      : NetMap(graph), graph_(std::move(graph)), split_(std::move(split)) {}
   Tensor step(const Tensor& x, const Tensor& z) override { return graph_->forward({{"x", x}, {"z", z}}); }
+  Tensor prepare(const Tensor& z) override {
+    if (!split_) return z;
+    if (split_->bound) {
+      // The bound's vectors stand for the whole layer's input, as they would unsplit.
+      Shape whole = z.shape();
+      whole[split_->linear ? whole.size() - 1 : 1] = split_->z_size + split_->x_size;
+      split_->bound->size_vectors(whole);
+    }
+    return apply_split(z, split_->z_offset, split_->z_size, true);
+  }
+  Tensor step_prepared(const Tensor& x, const Tensor& u) override {
+    if (!split_) return step(x, u);
+    return graph_->forward({{"x", x}}, {{split_->layer, u + apply_split(x, split_->x_offset, split_->x_size, false)}});
+  }
   std::string extra_repr() const override { return {}; }
+  bool hoisted() const { return split_.has_value(); }
 
  private:
+  Tensor apply_split(const Tensor& input, std::int64_t offset, std::int64_t size, bool with_bias) const {
+    const Tensor weight = split_->bound             ? split_->bound->effective_weight()
+                          : split_->linear ? split_->linear->weight
+                                           : split_->conv->weight;
+    const Tensor& bias = split_->linear ? split_->linear->bias : split_->conv->bias;
+    const Tensor part = narrow(weight, 1, offset, size);
+    const Tensor b = with_bias ? bias : Tensor();
+    if (split_->linear) return linear(input, part, b);
+    return conv2d(input, part, b, split_->conv->config().geometry);
+  }
+
   std::shared_ptr<GraphModule> graph_;  // the "net" child, typed
+  std::optional<InputSplit> split_;
 };
 
 class GraphEnergyMap : public nn::EnergyDescentMap {
@@ -310,14 +405,19 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
   }
   // The starting state's value; the proximal term pulls toward it, so one number says where both are.
   const double initial_state = args.number("initial_state", -kUnbounded, kUnbounded, 0.0);
+  const bool hoist = map_type == "net" && map_args.boolean("hoist", true);
   auto graph = build_graph(map_args, {{"x", state}, {"z", z_shape}}, context.options, *context.generator);
+  nlohmann::json resolved_map = map_args.finish();
   std::shared_ptr<nn::FixedPointMap> map;
   std::string summary = "map " + map_type;
   if (map_type == "net") {
     if (!compatible(graph->output_shape(), state))
       config_fail(map_args.path(), ": the map's output has shape ", batch_shape_str(graph->output_shape()),
                   " but the state has shape ", batch_shape_str(state));
-    map = std::make_shared<GraphNetMap>(graph);
+    std::optional<InputSplit> split;
+    if (hoist) split = find_input_split(*graph, resolved_map.at("layers"), z_shape, state);
+    if (split) summary += detail::concat(" (", graph->nodes()[split->layer].name, "'s z part hoisted)");
+    map = std::make_shared<GraphNetMap>(graph, std::move(split));
   } else {
     auto energy_map = std::make_shared<GraphEnergyMap>(graph, step_size, reduction);
     energy_map->proximal_weight = proximal;
@@ -327,7 +427,7 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
                               reduction == nn::EnergyReduction::Sum ? "sum" : "mean_square");
     if (proximal > 0.0) summary += detail::concat(" proximal ", short_number(proximal));
   }
-  args.resolve("map", map_args.finish());
+  args.resolve("map", std::move(resolved_map));
 
   FixedPointOptions options;
   options.name = context.name;

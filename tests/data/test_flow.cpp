@@ -192,7 +192,8 @@ TEST(FlowColor, FieldsAndPanelsBecomePngs) {
   EXPECT_NEAR(gray.pixels[7], 128, 1);
 }
 
-// A hundred Adam steps on a tiny fixed set bring the FPI model's aEPE on that set down.
+// 150 Adam steps on a tiny fixed set bring the FPI model's aEPE on that set down by a fifth (150, not
+// 100: the Lipschitz bounds on the FPI map's layers slow its first steps).
 TEST(FlowTraining, FewStepsReduceEpeOnATinySet) {
   const std::string models = std::string(FPI_SOURCE_DIR) + "/models/";
   const std::string dir = std::string(FPI_SOURCE_DIR) + "/data/denoising";
@@ -213,7 +214,7 @@ TEST(FlowTraining, FewStepsReduceEpeOnATinySet) {
     };
     const double before = epe();
     auto optimizer = train::make_optimizer(run.optimizer, experiment.model().parameters());
-    for (int step = 0; step < 100; ++step) {
+    for (int step = 0; step < 150; ++step) {
       optimizer->zero_grad();
       experiment.forward(batch).second.backward();
       optimizer->step();

@@ -18,9 +18,12 @@ double spectral_norm(const Linear& layer, int iterations = 100, Generator* gener
 // padding included, by power iteration with the convolution and its adjoint.
 double spectral_norm(const Conv2d& layer, std::int64_t height, std::int64_t width, int iterations = 100,
                      Generator* generator = nullptr);
+// The same for a transposed convolution on (C_in, height, width) inputs; its adjoint is conv2d.
+double spectral_norm(const ConvTranspose2d& layer, std::int64_t height, std::int64_t width, int iterations = 100,
+                     Generator* generator = nullptr);
 
-// Wraps a Linear or a Conv2d and uses the weight W · min(1, k / σ(W)) instead of W, so that the
-// layer's Lipschitz constant stays at or below k (spectral normalisation that only ever shrinks).
+// Wraps a Linear, a Conv2d or a ConvTranspose2d and uses the weight W · min(1, k / σ(W)) instead of W,
+// so that the layer's Lipschitz constant stays at or below k (spectral normalisation that only ever shrinks).
 // σ = uᵀ W v comes from vectors u, v kept as buffers and refined by one power-iteration step per
 // update(); the gradient flows through σ as in PyTorch's spectral_norm. Outside an FPI layer, forward()
 // in training mode updates first; inside one, the FixedPointLayer updates once per forward call so the
@@ -31,15 +34,19 @@ double spectral_norm(const Conv2d& layer, std::int64_t height, std::int64_t widt
 class LipschitzBound : public Module {
  public:
   LipschitzBound(std::shared_ptr<Linear> layer, double bound);
-  // A convolution's norm depends on the input size; the vectors are sized on the first input seen
+  // A (transposed) convolution's norm depends on the input size; the vectors are sized on the first input seen
   // (and re-initialised if it changes): v has the shape (1, C_in, H, W) of one input sample.
   LipschitzBound(std::shared_ptr<Conv2d> layer, double bound);
+  LipschitzBound(std::shared_ptr<ConvTranspose2d> layer, double bound);
 
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
 
   // One power-iteration step (several on the first call); no gradient.
   void update();
+  // Sizes the vectors for inputs of this shape, batch first, as the first forward() would. A caller that
+  // applies effective_weight() itself (a map that splits the layer's input) calls this first.
+  void size_vectors(const Shape& input_shape) { ensure_vectors(input_shape); }
   // The current estimate of the wrapped weight's norm σ(W).
   double sigma() const;
   // The weight the layer applies.
@@ -58,8 +65,11 @@ class LipschitzBound : public Module {
   // The shape of one input sample that v stands for.
   Shape sample_shape() const { return Shape(v_.shape().begin() + 1, v_.shape().end()); }
 
+  const Tensor& weight() const;
+
   std::shared_ptr<Linear> linear_;
   std::shared_ptr<Conv2d> conv_;
+  std::shared_ptr<ConvTranspose2d> transposed_;
   bool auto_update_ = true;
   // The registered buffers; update() gives them new storage (set_data) rather than writing in place,
   // so a graph that saved the previous σ keeps the values it used.

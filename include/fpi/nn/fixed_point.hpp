@@ -13,10 +13,17 @@
 namespace fpi::nn {
 
 // One step g(x, z; θ) of a fixed-point iteration; θ are this module's parameters.
+// A map may split g(x, z) = h(x, u(z)) so that the part of g that depends on z alone is computed once
+// per solve instead of once per iteration: FixedPointLayer records u = prepare(z) on the tape as
+// ordinary ops (so gradients reach z and θ through it) and iterates step_prepared(x, u). Without a
+// split, u is z.
 class FixedPointMap : public Module {
  public:
   using Module::Module;
   virtual Tensor step(const Tensor& x, const Tensor& z) = 0;
+  virtual Tensor prepare(const Tensor& z) { return z; }
+  // Must equal step(x, z) for u = prepare(z).
+  virtual Tensor step_prepared(const Tensor& x, const Tensor& u) { return step(x, u); }
 };
 
 // g(x, z) = net(concat(z, x)) with the concatenation along `dim` (1: features for (N, F) states,

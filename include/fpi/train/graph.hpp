@@ -42,6 +42,11 @@ class GraphModule : public nn::Module {  // type_name "Graph"
   // The sources the graph reads (data field names for a model; "x", "z" for a map), in first-use order.
   const std::vector<std::string>& source_names() const { return source_names_; }
   Tensor forward(const std::vector<std::pair<std::string, Tensor>>& sources);  // by name; throws on a missing source
+  // The same with some layers' outputs given (by index into nodes()) instead of computed. Only what the
+  // output still needs runs: the layers that feed given ones alone are skipped, and so may be their sources.
+  Tensor forward(const std::vector<std::pair<std::string, Tensor>>& sources,
+                 const std::vector<std::pair<std::size_t, Tensor>>& given);
+  const std::vector<Node>& nodes() const { return nodes_; }
   // A graph that reads one source is also a single-input module (it can sit in a Sequential); with
   // several sources this throws, naming them.
   Tensor forward(const Tensor& x) override;

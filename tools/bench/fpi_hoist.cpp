@@ -1,0 +1,118 @@
+// What hoisting a net map's z part saves (the map key "hoist"): the same FPI layer built from a config
+// with and without it, on the Bibtex FPI_NN shape (z 1836, state 159, hidden 600, batch 40) and on the
+// optical-flow map of models/flow_fpi.json (z 18 channels, state 2, 64×64, batch 8). Per shape: one
+// iteration of g (no tape), and a training step (forward + backward of the layer alone) with exactly
+// `--iterations` forward and backward iterations, so both variants do the same number of steps. The
+// two variants run interleaved in one process, so the ratio holds on a loaded machine.
+//
+//   bench_fpi_hoist [--quick] [--iterations N] [--repeat N] [--threads N] [--json FILE]
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "fpi/nn.hpp"
+#include "fpi/ops.hpp"
+#include "fpi/train/graph.hpp"
+#include "harness.hpp"
+
+namespace {
+
+using namespace fpi;
+
+struct Case {
+  std::string name;
+  std::string map_layers;  // the map's "layers" array
+  fpi::Shape z_sample, state;
+  std::int64_t batch;
+};
+
+std::shared_ptr<train::GraphModule> build(const Case& s, bool hoist, int iterations) {
+  std::string state = "[";
+  for (std::size_t i = 0; i < s.state.size(); ++i) state += (i ? ", " : "") + std::to_string(s.state[i]);
+  state += "]";
+  const std::string solver = R"({"solver": "picard", "tolerance": 1e-30, "max_iterations": )" +
+                             std::to_string(iterations) + "}";
+  const auto model = nlohmann::json::parse(R"({"layers": [{"name": "fpi", "type": "fixed_point", "input": "z",
+      "state_shape": )" + state + R"(, "per_sample": false, "forward": )" + solver +
+                                           R"(, "backward": )" + solver + R"(,
+      "map": {"type": "net", "hoist": )" + (hoist ? "true" : "false") +
+                                           R"(, "layers": )" + s.map_layers + "}}]}");
+  Generator generator(3);
+  return train::build_model(model, {{"z", s.z_sample}}, {}, generator).module;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iterations = 10, repeat = 5;
+  bench::Harness harness("bench_fpi_hoist", "A net map's z part computed once per solve against every iteration.");
+  harness.add_count("--iterations", iterations, {10, 3}, "forward and backward iterations of a training step");
+  harness.add_count("--repeat", repeat, {5, 1}, "timed samples per measurement (the median is shown)");
+  harness.parse(argc, argv);
+  const std::vector<Case> shapes{
+      {"bibtex FPI_NN", R"([{"name": "join", "type": "concat", "inputs": ["z", "x"]},
+        {"name": "fc1", "type": "dense", "units": 600}, {"name": "act1", "type": "relu"},
+        {"name": "fc2", "type": "dense", "units": 159}, {"name": "out", "type": "sigmoid"}])",
+       {1836}, {159}, 40},
+      {"flow", R"([{"name": "join", "type": "concat", "inputs": ["z", "x"]},
+        {"name": "conv", "type": "conv2d", "channels": 8, "kernel_size": 3, "stride": 2, "padding": 1},
+        {"name": "act", "type": "relu"},
+        {"name": "deconv", "type": "conv_transpose2d", "channels": 2, "kernel_size": 4, "stride": 2, "padding": 1},
+        {"name": "bound", "type": "tanh"}])",
+       {18, 64, 64}, {2, 64, 64}, 8},
+  };
+  std::printf("FPI map hoisting, %s; training step = %d forward + %d backward iterations\n",
+              harness.threads_description().c_str(), iterations, iterations);
+  using bench::number_cell;
+  bench::Table& table = harness.table("hoist", {{"shape", 14, bench::Align::Left},
+                                                {"iter ms plain", 13},
+                                                {"iter ms hoisted", 15},
+                                                {"iter ratio", 10},
+                                                {"step ms plain", 13},
+                                                {"step ms hoisted", 15},
+                                                {"step ratio", 10}});
+  for (const Case& s : shapes) {
+    auto plain = build(s, false, iterations), hoisted = build(s, true, iterations);
+    auto plain_layer = plain->fixed_point_layers().at(0).second;
+    auto hoisted_layer = hoisted->fixed_point_layers().at(0).second;
+    Generator gen(4);
+    fpi::Shape z_shape{s.batch}, x_shape{s.batch};
+    z_shape.insert(z_shape.end(), s.z_sample.begin(), s.z_sample.end());
+    x_shape.insert(x_shape.end(), s.state.begin(), s.state.end());
+    const Tensor z = randn(z_shape, {}, &gen), x = rand(x_shape, {}, &gen), w = randn(x_shape, {}, &gen);
+    Tensor u;
+    {
+      NoGrad no_grad;
+      u = hoisted_layer->map->prepare(z);
+    }
+    const auto plain_iteration = [&] {
+      NoGrad no_grad;
+      plain_layer->map->step(x, z);
+    };
+    const auto hoisted_iteration = [&] {
+      NoGrad no_grad;
+      hoisted_layer->map->step_prepared(x, u);
+    };
+    const auto step = [&](train::GraphModule& graph) {
+      return [&] {
+        graph.zero_grad();
+        sum(graph.forward({{"z", z}}) * w).backward();
+      };
+    };
+    // Alternating samples of the two, so a burst of load from elsewhere falls on both.
+    std::vector<double> ip, ih, sp, sh;
+    for (int r = 0; r < repeat; ++r) {
+      const int warmup = r == 0 ? 1 : 0;
+      ip.push_back(bench::time_calls(plain_iteration, {.warmup = warmup, .repeat = 1, .sample_seconds = 0.2}).median);
+      ih.push_back(bench::time_calls(hoisted_iteration, {.warmup = warmup, .repeat = 1, .sample_seconds = 0.2}).median);
+      sp.push_back(bench::time_calls(step(*plain), {.warmup = warmup, .repeat = 1}).median);
+      sh.push_back(bench::time_calls(step(*hoisted), {.warmup = warmup, .repeat = 1}).median);
+    }
+    const double a = bench::median(ip), b = bench::median(ih), c = bench::median(sp), d = bench::median(sh);
+    table.add({bench::text_cell(s.name), number_cell(a * 1e3, "%.3f"), number_cell(b * 1e3, "%.3f"),
+               number_cell(a / b, "%.2f"), number_cell(c * 1e3, "%.2f"), number_cell(d * 1e3, "%.2f"),
+               number_cell(c / d, "%.2f")});
+  }
+  return harness.finish(0);
+}
