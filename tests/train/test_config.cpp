@@ -143,7 +143,7 @@ TEST(Config, BadConfigsNameThePlace) {
       {"unknown key in model", [](json& c) { c["model"]["outputs"] = "fc"; },
        "bad.json: model: unknown key 'outputs'; expected one of: layers, output"},
       {"unknown key in a layer", [](json& c) { c["model"]["layers"][0]["unitz"] = 3; },
-       "bad.json: model.layers[0]: unknown key 'unitz'; expected one of: bias, input, inputs, name, type, units"},
+       "bad.json: model.layers[0]: unknown key 'unitz'; expected one of: bias, input, inputs, lipschitz, name, type, units"},
       {"unknown key in a solver",
        [](json& c) {
          c["model"]["layers"][0] = json::parse(R"({"name": "f", "type": "fixed_point", "input": "input",

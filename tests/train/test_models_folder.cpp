@@ -203,12 +203,13 @@ TEST(ModelsFolder, ReadmeKeysAreTheLoadersKeys) {
 TEST(ModelsFolder, ReadmeLayerKeysAreTheGraphsKeys) {
   const Tables tables = readme_tables();
   // One model per layer family over (1, H, W) images and one over vectors; build_model resolves every
-  // layer with its defaults, so the resolved keys are the keys the factories read.
+  // layer with its defaults, so the resolved keys are the keys the factories read ("lipschitz", which
+  // has no default, given).
   const json images = json::parse(R"({"layers": [
-    {"name": "c", "type": "conv2d", "input": "noisy", "channels": 2, "kernel_size": 3, "padding": 1},
-    {"name": "t", "type": "conv_transpose2d", "channels": 1, "kernel_size": 3, "padding": 1}]})");
+    {"name": "c", "type": "conv2d", "input": "noisy", "channels": 2, "kernel_size": 3, "padding": 1, "lipschitz": 2},
+    {"name": "t", "type": "conv_transpose2d", "channels": 1, "kernel_size": 3, "padding": 1, "lipschitz": 2}]})");
   const json vectors = json::parse(R"({"layers": [
-    {"name": "d", "type": "dense", "input": "input", "units": 10},
+    {"name": "d", "type": "dense", "input": "input", "units": 10, "lipschitz": 2},
     {"name": "p", "type": "dropout"},
     {"name": "j", "type": "concat", "inputs": ["input", "p"]},
     {"name": "nn", "type": "fixed_point", "input": "input", "state_shape": [-1],
