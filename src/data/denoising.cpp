@@ -203,8 +203,8 @@ Splits denoising_splits(const DenoisingOptions& options) {
   FPI_CHECK(o.sigma > 0.0 && o.sigma <= 255.0, "DenoisingOptions.sigma: ", o.sigma, " is outside (0, 255]");
   FPI_CHECK(o.patch_size >= 1 && o.patch_size <= kMaxImageSide, "DenoisingOptions.patch_size: must be from 1 to ",
             kMaxImageSide, " (the largest image side fpi reads), got ", o.patch_size);
-  FPI_CHECK(o.patches_per_epoch >= 1, "DenoisingOptions.patches_per_epoch: must be at least 1, got ",
-            o.patches_per_epoch);
+  FPI_CHECK(o.patches_per_epoch >= 1 && o.patches_per_epoch <= kMaxEpochSamples,
+            "DenoisingOptions.patches_per_epoch: must be from 1 to ", kMaxEpochSamples, ", got ", o.patches_per_epoch);
   FPI_CHECK(o.validation_images >= 0, "DenoisingOptions.validation_images: must be at least 0, got ",
             o.validation_images);
   FPI_CHECK(o.max_train_images >= 0, "DenoisingOptions.max_train_images: must be at least 0 (0: all), got ",

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <numbers>
+#include <utility>
 
 #include "data/sampling.hpp"
 #include "fpi/data/checksum.hpp"
@@ -276,18 +277,22 @@ ImageList load_images(const FlowOptions& o, const std::vector<std::string>& name
 void check_options(const FlowOptions& o) {
   FPI_CHECK(o.height >= 8 && o.width >= 8 && o.height <= kMaxImageSide && o.width <= kMaxImageSide,
             "FlowOptions.height/width: from 8 to ", kMaxImageSide, " pixels each, got ", o.height, "x", o.width);
-  FPI_CHECK(o.train_size >= 1, "FlowOptions.train_size: must be at least 1, got ", o.train_size);
-  FPI_CHECK(o.validation_size >= 1, "FlowOptions.validation_size: must be at least 1, got ", o.validation_size);
-  FPI_CHECK(o.test_size >= 1, "FlowOptions.test_size: must be at least 1, got ", o.test_size);
+  for (const auto& [name, size] : {std::pair<const char*, std::int64_t>{"train_size", o.train_size},
+                                   {"validation_size", o.validation_size}, {"test_size", o.test_size}})
+    FPI_CHECK(size >= 1 && size <= kMaxEpochSamples, "FlowOptions.", name, ": must be from 1 to ", kMaxEpochSamples,
+              ", got ", size);
   FPI_CHECK(o.validation_images >= 1, "FlowOptions.validation_images: must be at least 1, got ", o.validation_images);
   FPI_CHECK(o.max_train_images >= 0, "FlowOptions.max_train_images: must be at least 0 (0: all), got ",
             o.max_train_images);
   FPI_CHECK(o.max_test_images >= 0, "FlowOptions.max_test_images: must be at least 0 (0: all), got ",
             o.max_test_images);
   FPI_CHECK(o.objects >= 0 && o.objects <= 16, "FlowOptions.objects: must be in [0, 16], got ", o.objects);
-  FPI_CHECK(o.max_translation >= 0, "FlowOptions.max_translation: must be at least 0, got ", o.max_translation);
-  FPI_CHECK(o.background_translation >= 0, "FlowOptions.background_translation: must be at least 0, got ",
-            o.background_translation);
+  // Beyond the largest frame side a shift moves everything out of the frame; near DBL_MAX the uniform
+  // draw in [-t, t] overflows and the texture lookups would convert NaN coordinates to indices.
+  for (const auto& [name, shift] : {std::pair<const char*, double>{"max_translation", o.max_translation},
+                                    {"background_translation", o.background_translation}})
+    FPI_CHECK(shift >= 0 && shift <= static_cast<double>(kMaxImageSide), "FlowOptions.", name, ": must be in [0, ",
+              kMaxImageSide, "] pixels, got ", shift);
   FPI_CHECK(o.max_rotation >= 0 && o.max_rotation <= 90, "FlowOptions.max_rotation: must be in [0, 90] degrees, got ",
             o.max_rotation);
   FPI_CHECK(o.max_scale >= 0 && o.max_scale < 0.5, "FlowOptions.max_scale: must be in [0, 0.5), got ", o.max_scale);

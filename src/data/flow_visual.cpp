@@ -82,6 +82,8 @@ Tensor warp_backward(const Tensor& image, const Tensor& flow) {
     for (std::int64_t x = 0; x < w; ++x) {
       const std::int64_t i = y * w + x;
       const double u = f[static_cast<std::size_t>(i)], v = f[static_cast<std::size_t>(plane + i)];
+      // std::clamp passes NaN through, and NaN converted to an index is undefined.
+      FPI_CHECK(!std::isnan(u) && !std::isnan(v), "warp_backward: the flow at (", y, ", ", x, ") is NaN");
       const double sx = std::clamp(static_cast<double>(x) + u, 0.0, double(w - 1));
       const double sy = std::clamp(static_cast<double>(y) + v, 0.0, double(h - 1));
       const auto x0 = std::min(static_cast<std::int64_t>(sx), w - 2);
@@ -150,9 +152,26 @@ RgbImage gray_to_rgb(const Tensor& image) {
   return out;
 }
 
+namespace {
+
+// RgbImage's fields are public, so its sides and pixel count are checked before any index into it is
+// computed: a negative side would turn the size products below into huge allocations or wild copies.
+void check_rgb(const RgbImage& image, const char* where, const std::string& argument) {
+  FPI_CHECK(image.height >= 0 && image.width >= 0 &&
+                image.height <= kMaxImagePixels / std::max<std::int64_t>(image.width, 1),
+            where, ": ", argument, " is ", image.width, "x", image.height, " (sides from 0, at most ",
+            kMaxImagePixels, " pixels)");
+  FPI_CHECK(std::ssize(image.pixels) == 3 * image.height * image.width, where, ": ", argument, " has ",
+            image.pixels.size(), " bytes but is ", image.width, "x", image.height, " RGB");
+}
+
+}  // namespace
+
 RgbImage side_by_side(const std::vector<RgbImage>& images, std::int64_t gap) {
   FPI_CHECK(!images.empty(), "side_by_side: no image");
   FPI_CHECK(gap >= 0, "side_by_side: gap must be at least 0, got ", gap);
+  for (std::size_t i = 0; i < images.size(); ++i)
+    check_rgb(images[i], "side_by_side", "images[" + std::to_string(i) + "]");
   const std::int64_t h = images.front().height;
   std::int64_t w = 0;
   bool fits = !__builtin_mul_overflow(gap, std::ssize(images) - 1, &w);
@@ -175,6 +194,7 @@ RgbImage side_by_side(const std::vector<RgbImage>& images, std::int64_t gap) {
 
 RgbImage enlarge(const RgbImage& image, std::int64_t factor) {
   FPI_CHECK(factor >= 1, "enlarge: factor must be at least 1, got ", factor);
+  check_rgb(image, "enlarge", "image");
   // Divisions, not products: the bound must hold before anything of the enlarged size is computed.
   FPI_CHECK(image.width <= kMaxImagePixels / factor &&
                 image.height <= kMaxImagePixels / std::max<std::int64_t>(image.width * factor, 1) / factor,

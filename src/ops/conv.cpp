@@ -4,6 +4,9 @@
 //   conv_dw    dw = conv_dw(x, gy)   (gradient w.r.t. the weight)
 // Every backward rule is one of the three, so the set is closed under differentiation and conv
 // nets have second derivatives (Hessian-vector products for the gradient-descent FPI layer).
+#include <algorithm>
+#include <limits>
+
 #include "ops/op_util.hpp"
 
 namespace fpi {
@@ -12,8 +15,20 @@ using ops::backend_of;
 
 namespace {
 
+// Options come from callers (a padding of 2^62, say), so the sizes are computed in 128 bits, where no
+// sum or product of int64 sizes overflows, and must land in [0, INT64_MAX]. 0 means the input is smaller
+// than the dilated kernel's reach: truncating division would round a negative room up to one row.
+using Wide = __int128;
+
+std::int64_t checked_size(Wide size, const char* op, const char* what) {
+  FPI_CHECK(size <= std::numeric_limits<std::int64_t>::max(), op, ": the ", what,
+            " is more than a 64-bit size can hold");
+  return static_cast<std::int64_t>(std::max<Wide>(size, 0));
+}
+
 std::int64_t conv_out_size(std::int64_t in, std::int64_t k, std::int64_t stride, std::int64_t pad, std::int64_t dil) {
-  return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+  const Wide room = Wide{in} + Wide{2} * pad - Wide{dil} * (k - 1) - 1;
+  return checked_size(room < 0 ? 0 : room / stride + 1, "conv2d", "output size");
 }
 
 void check_options(const Conv2dOptions& o, const char* op) {
@@ -134,8 +149,9 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
                 extra[1] < std::max(options.stride[1], options.dilation[1]),
             "conv_transpose2d: output_padding (", extra[0], ", ", extra[1], ") must be smaller than stride or dilation");
   const auto out_size = [&](int d) {
-    return (x.size(2 + d) - 1) * options.stride[d] - 2 * options.padding[d] +
-           options.dilation[d] * (weight.size(2 + d) - 1) + extra[d] + 1;
+    return checked_size(Wide{x.size(2 + d) - 1} * options.stride[d] - Wide{2} * options.padding[d] +
+                            Wide{options.dilation[d]} * (weight.size(2 + d) - 1) + extra[d] + 1,
+                        "conv_transpose2d", "output size");
   };
   const std::int64_t out_h = out_size(0), out_w = out_size(1);
   FPI_CHECK(out_h > 0 && out_w > 0, "conv_transpose2d: input of shape ", shape_str(x.shape()),

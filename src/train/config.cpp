@@ -381,7 +381,7 @@ void read_data(JsonObject& root, RunConfig& config, DType dtype) {
     o.dir = data.string("dir", o.dir);
     o.sigma = data.number_in("sigma", Interval{0, 255, true, false}, o.sigma);
     o.patch_size = data.integer("patch_size", 1, data::kMaxImageSide, o.patch_size);
-    o.patches_per_epoch = data.integer("patches_per_epoch", 1, kMaxInt, o.patches_per_epoch);
+    o.patches_per_epoch = data.integer("patches_per_epoch", 1, data::kMaxEpochSamples, o.patches_per_epoch);
     o.flips = data.boolean("flips", o.flips);
     o.validation_images = data.integer("validation_images", 0, kMaxInt, o.validation_images);
     o.max_train_images = data.integer("max_train_images", 0, kMaxInt, o.max_train_images);
@@ -396,15 +396,18 @@ void read_data(JsonObject& root, RunConfig& config, DType dtype) {
     o.dir = data.string("dir", o.dir);
     o.height = data.integer("height", 8, data::kMaxImageSide, o.height);
     o.width = data.integer("width", 8, data::kMaxImageSide, o.width);
-    o.train_size = data.integer("train_size", 1, kMaxInt, o.train_size);
-    o.validation_size = data.integer("validation_size", 1, kMaxInt, o.validation_size);
-    o.test_size = data.integer("test_size", 1, kMaxInt, o.test_size);
+    o.train_size = data.integer("train_size", 1, data::kMaxEpochSamples, o.train_size);
+    o.validation_size = data.integer("validation_size", 1, data::kMaxEpochSamples, o.validation_size);
+    o.test_size = data.integer("test_size", 1, data::kMaxEpochSamples, o.test_size);
     o.validation_images = data.integer("validation_images", 1, kMaxInt, o.validation_images);
     o.max_train_images = data.integer("max_train_images", 0, kMaxInt, o.max_train_images);
     o.max_test_images = data.integer("max_test_images", 0, kMaxInt, o.max_test_images);
     o.objects = data.integer("objects", 0, 16, o.objects);
-    o.max_translation = data.number("max_translation", 0, INFINITY, o.max_translation);
-    o.background_translation = data.number("background_translation", 0, INFINITY, o.background_translation);
+    // A shift beyond the largest frame side moves every pixel out of the frame; and the generator's
+    // uniform draw in [-t, t] computes 2t, which overflows to inf (then NaN coordinates) near DBL_MAX.
+    o.max_translation = data.number("max_translation", 0, data::kMaxImageSide, o.max_translation);
+    o.background_translation =
+        data.number("background_translation", 0, data::kMaxImageSide, o.background_translation);
     o.max_rotation = data.number("max_rotation", 0, 90, o.max_rotation);
     o.max_scale = data.number_in("max_scale", Interval{0, 0.5, false, true}, o.max_scale);
     o.seed = seed_value(data, "seed");

@@ -3,6 +3,7 @@
 // nothing (output that is not a terminal gets the trainer's one line per epoch instead).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -24,7 +25,9 @@ class ProgressBar {
     last_draw_ = now;
     const double elapsed = std::chrono::duration<double>(now - start_).count();
     const double rate = elapsed > 0 ? static_cast<double>(done - first_done(done)) / elapsed : 0.0;
-    const double eta = rate > 0 ? static_cast<double>(batches_ - done) / rate : 0.0;
+    // Capped below INT_MAX seconds before the conversion to int (undefined beyond it): a billion batches at
+    // a batch a second is 31 years, shown as 9999999:59.
+    const double eta = rate > 0 ? std::min(static_cast<double>(batches_ - done) / rate, 599999999.0) : 0.0;
     constexpr int kWidth = 24;
     const int filled = batches_ > 0 ? static_cast<int>(kWidth * done / batches_) : kWidth;
     char text[256];

@@ -196,6 +196,31 @@ const BadInput kBadInputs[] = {
        c["loss"]["target"] = "clean";
      },
      "validate config.json", 2, "data.patch_size: expected an integer from 1 to 16384, got 100000"},
+    {"patches_per_epoch_huge",
+     [](json& c, CliTest&) {
+       c["data"] = {{"type", "denoising"}, {"patches_per_epoch", 10000000000}};
+       c["loss"]["target"] = "clean";
+     },
+     "validate config.json", 2, "data.patches_per_epoch: expected an integer from 1 to 1000000000, got 10000000000"},
+    {"flow_split_huge",
+     [](json& c, CliTest&) {
+       c["data"] = {{"type", "flow"}, {"test_size", 1000000000000}};
+       c["loss"]["target"] = "flow";
+     },
+     "validate config.json", 2, "data.test_size: expected an integer from 1 to 1000000000, got 1000000000000"},
+    {"flow_translation_huge",
+     [](json& c, CliTest&) {
+       c["data"] = {{"type", "flow"}, {"max_translation", 1e308}};
+       c["loss"]["target"] = "flow";
+     },
+     "validate config.json", 2, "data.max_translation: expected a number from 0 to 16384, got 1e+308"},
+    // Control characters from argv are escaped, not echoed: CLI11's own messages (an unknown option, a
+    // bad value) and fpi's print as one line with \xNN in their place (/bin/sh has no $'...', hence printf).
+    {"unknown_option_with_escape_sequence", kNoChange, "train config.json \"--a$(printf '\\033[2J')b\"", 2,
+     "fpi: The following argument was not expected: --a\\x1b[2Jb (run 'fpi --help' for more)"},
+    {"unknown_command_with_newline", kNoChange, "\"$(printf 'fly\\nfpi: forged line')\"", 2,
+     "fpi: unknown command 'fly\\x0afpi: forged line'"},
+    {"bad_value_with_bell", kNoChange, "demo --steps \"$(printf '1\\a')\"", 2, "got '1\\x07'"},
     {"flow_frames_huge",
      [](json& c, CliTest&) {
        c["data"] = {{"type", "flow"}, {"height", 64}, {"width", 4294967296}};
@@ -215,6 +240,25 @@ TEST_P(BadInputTest, FailsWithItsStatusAndMessage) {
       << "expected the output to contain: " << row.message << "\noutput:\n"
       << outcome.output;
   EXPECT_EQ(outcome.output.find("terminate called"), std::string::npos) << outcome.output;
+}
+
+// Whatever an argument holds, fpi's complaint about it is one line on stderr with no control character
+// in it: a terminal cannot be driven, nor a log line forged, through a file name or an option.
+TEST_F(CliTest, ErrorMessagesAreOneLineWithoutControlCharacters) {
+  write_config("config.json", toy_config());
+  for (const char* args :
+       {"\"--$(printf 'x\\033]0;title\\007')\"", "\"$(printf 'a\\rb\\nc')\"",
+        "train config.json \"--$(printf 'e\\npochs')\" 3",
+        "demo --steps \"$(printf '\\t')\"", "validate \"$(printf 'no\\nsuch\\033.json')\"",
+        "train config.json --out run --device \"$(printf 'cu\\nda')\"",
+        "validate config.json --set \"$(printf 'train.epochs=\\001')\""}) {
+    const Outcome outcome = run_fpi(dir_, std::string(args) + " 2>&1 >/dev/null");
+    EXPECT_TRUE(outcome.status == 1 || outcome.status == 2) << args << "\n" << outcome.output;
+    ASSERT_FALSE(outcome.output.empty()) << args;
+    EXPECT_EQ(outcome.output.find('\n'), outcome.output.size() - 1) << args << "\n" << outcome.output;
+    for (const char c : outcome.output.substr(0, outcome.output.size() - 1))
+      EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) << args << "\n" << outcome.output;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Catalogue, BadInputTest, ::testing::ValuesIn(kBadInputs),

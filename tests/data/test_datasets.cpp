@@ -520,8 +520,8 @@ TEST(DenoisingChecksums, AnUnlistedImageIsRefused) {
                       (dir.path() / "SHA256SUMS").string());
 }
 
-// A split of near 2^63 samples (patches_per_epoch and the flow sizes may be that large) counts and bounds
-// its batches exactly: ceil(size / batch) must not be computed as (size + batch - 1) / batch.
+// A split of near 2^63 samples (fpi's own datasets stop at kMaxEpochSamples, a user's Dataset need not)
+// counts and bounds its batches exactly: ceil(size / batch) must not be computed as (size + batch - 1) / batch.
 class HugeDataset final : public Dataset {
  public:
   std::vector<FieldSpec> fields() const override { return {}; }
@@ -560,6 +560,8 @@ TEST(DenoisingOptionsCheck, BadOptionsAreNamed) {
   expect_contains(with([](DenoisingOptions& o) { o.sigma = 0.0; }), "DenoisingOptions.sigma: 0 is outside (0, 255]");
   expect_contains(with([](DenoisingOptions& o) { o.sigma = std::nan(""); }), "DenoisingOptions.sigma: nan");
   expect_contains(with([](DenoisingOptions& o) { o.patches_per_epoch = 0; }), "DenoisingOptions.patches_per_epoch");
+  expect_contains(with([](DenoisingOptions& o) { o.patches_per_epoch = kMaxEpochSamples + 1; }),
+                  "DenoisingOptions.patches_per_epoch: must be from 1 to 1000000000, got 1000000001");
   expect_contains(with([](DenoisingOptions& o) { o.validation_images = 400; }),
                   "DenoisingOptions.validation_images: 400 leaves no training image");
   expect_contains(with([](DenoisingOptions& o) { o.max_test_images = -1; }), "DenoisingOptions.max_test_images");

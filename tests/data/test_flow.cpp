@@ -139,6 +139,44 @@ TEST(FlowData, SizesBeyondAnImageAreRefused) {
   EXPECT_EQ(error_of([&] { encode_png_rgb8(RgbImage{std::int64_t{1} << 40, std::int64_t{1} << 40, {}}, "huge"); }),
             "huge: cannot encode a 1099511627776x1099511627776 image");
   EXPECT_EQ(enlarge(pixel, 3).pixels.size(), 27u);
+  options = small_options();
+  options.dir = "no/such/dir";
+  options.test_size = kMaxEpochSamples + 1;
+  EXPECT_EQ(error_of([&] { flow_splits(options); }),
+            "FlowOptions.test_size: must be from 1 to 1000000000, got 1000000001");
+  // 2 * 1e308 overflows in the uniform draw of a shift, and the texture lookups would index with NaN.
+  options = small_options();
+  options.dir = "no/such/dir";
+  options.background_translation = 1e308;
+  EXPECT_EQ(error_of([&] { flow_splits(options); }),
+            "FlowOptions.background_translation: must be in [0, 16384] pixels, got 1e+308");
+}
+
+// RgbImage's fields are public: a negative side, or pixels that do not match the sides, is refused naming
+// the argument, before a size product could turn into a huge allocation or a copy out of bounds.
+TEST(FlowData, PanelsRefuseImagesWithBadSides) {
+  using testing::error_of;
+  const RgbImage pixel{1, 1, {0, 0, 0}};
+  EXPECT_EQ(error_of([&] { enlarge(RgbImage{-2, -3, {}}, 2); }),
+            "enlarge: image is -3x-2 (sides from 0, at most 268435456 pixels)");
+  EXPECT_EQ(error_of([&] { enlarge(RgbImage{1, -1, {}}, 1); }),
+            "enlarge: image is -1x1 (sides from 0, at most 268435456 pixels)");
+  EXPECT_EQ(error_of([&] { side_by_side({pixel, RgbImage{1, -5, {}}}); }),
+            "side_by_side: images[1] is -5x1 (sides from 0, at most 268435456 pixels)");
+  EXPECT_EQ(error_of([&] { side_by_side({RgbImage{-1, 4, {}}, RgbImage{-1, 4, {}}}); }),
+            "side_by_side: images[0] is 4x-1 (sides from 0, at most 268435456 pixels)");
+  EXPECT_EQ(error_of([&] { side_by_side({pixel, RgbImage{1, 2, {0, 0, 0}}}); }),
+            "side_by_side: images[1] has 3 bytes but is 2x1 RGB");
+  EXPECT_EQ(error_of([&] { enlarge(RgbImage{std::int64_t{1} << 20, std::int64_t{1} << 20, {}}, 1); }),
+            "enlarge: image is 1048576x1048576 (sides from 0, at most 268435456 pixels)");
+  // A NaN flow vector has no pixel to sample.
+  Tensor flow = zeros({2, 3, 3}, {.dtype = kFloat64});
+  flow.narrow(0, 1, 1).fill_(std::nan(""));
+  EXPECT_EQ(error_of([&] { warp_backward(zeros({1, 3, 3}, {.dtype = kFloat64}), flow); }),
+            "warp_backward: the flow at (0, 0) is NaN");
+  // Zero-size images are images: the panel of nothing is empty.
+  EXPECT_EQ(side_by_side({RgbImage{0, 0, {}}}, 0).pixels.size(), 0u);
+  EXPECT_EQ(enlarge(RgbImage{0, 3, {}}, 4).width, 12);
 }
 
 TEST(FlowMetrics, AverageEndPointError) {

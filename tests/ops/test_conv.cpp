@@ -299,4 +299,34 @@ TEST_P(ConvOps, ConvTranspose2dMatchesNaive) {
 INSTANTIATE_TEST_SUITE_P(Dtypes, ConvOps, ::testing::Values(fpi::kFloat32, fpi::kFloat64),
                          [](const auto& info) { return std::string(fpi::dtype_name(info.param)); });
 
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const fpi::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Options are the caller's, so the output size is computed without overflow (a padding of 2^62 made
+// in + 2 * pad wrap), and an input shorter than the dilated kernel is refused (truncating division
+// rounded its negative room up to one row).
+TEST(ConvGeometry, HugeOptionsAndShortInputsAreRefused) {
+  const Tensor x = fpi::ones({1, 1, 2, 2});
+  const Tensor w = fpi::ones({1, 1, 3, 3});
+  constexpr std::int64_t kHuge = std::int64_t{1} << 62;
+  EXPECT_EQ(error_of([&] { fpi::conv2d(x, w, Tensor(), {.padding = {kHuge, 0}}); }),
+            "conv2d: the output size is more than a 64-bit size can hold");
+  EXPECT_NE(error_of([&] { fpi::conv2d(x, w, Tensor(), {.stride = {2, 2}}); }).find("is too small for kernel"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { fpi::conv2d(x, w, Tensor(), {.dilation = {kHuge, 1}}); }).find("is too small for kernel"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { fpi::conv_transpose2d(fpi::ones({1, 1, 3, 3}), w, Tensor(), {.stride = {kHuge, 1}}); }),
+            "conv_transpose2d: the output size is more than a 64-bit size can hold");
+  EXPECT_NE(error_of([&] { fpi::conv_transpose2d(x, w, Tensor(), {.padding = {kHuge, 0}}); }).find("empty output"),
+            std::string::npos);
+  // Padding makes up for the short input, as before.
+  EXPECT_EQ(fpi::conv2d(x, w, Tensor(), {.stride = {2, 2}, .padding = {1, 1}}).shape(), (fpi::Shape{1, 1, 1, 1}));
+}
+
 }  // namespace

@@ -11,6 +11,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,11 @@ struct CommandLine {
 // --version, kUsageError for a bad command line), its text written to `out` and `err`.
 std::optional<int> parse_command_line(CommandLine& line, int argc, const char* const* argv, std::ostream& out,
                                       std::ostream& err);
+
+// Every error message fpi prints goes through here: one line, `prefix` and `message` with its control
+// characters (newlines too) written as \xNN, so bytes from argv, a file or a config can neither drive the
+// terminal nor forge a line of output.
+void print_error(std::ostream& err, std::string_view prefix, std::string_view message);
 
 // The `fpi` program: parses, runs the command, flushes standard output; returns the exit status.
 int run_program(int argc, char** argv);

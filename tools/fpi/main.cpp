@@ -9,6 +9,7 @@
 // fuzz target tools/fuzz/cli.cpp can link everything here and parse command lines without running one.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "commands.hpp"
 #include "fpi/device.hpp"
@@ -100,6 +102,10 @@ CommandLine::CommandLine()
   };
 }
 
+void print_error(std::ostream& err, std::string_view prefix, std::string_view message) {
+  err << prefix << fpi::train::escape_control_characters(message) << "\n";
+}
+
 std::optional<int> parse_command_line(CommandLine& line, int argc, const char* const* argv, std::ostream& out,
                                       std::ostream& err) {
   // CLI11 would report an unknown first word as a missing subcommand; name it instead.
@@ -107,16 +113,23 @@ std::optional<int> parse_command_line(CommandLine& line, int argc, const char* c
     bool known = false;
     for (const auto& [name, command] : line.commands) known = known || std::string(argv[1]) == name;
     if (!known) {
-      err << "fpi: unknown command '" << argv[1] << "'; the commands are info, demo, train, eval, validate, bench\n"
-          << "Run with --help for more information.\n";
+      print_error(err, "fpi: ",
+                  std::string("unknown command '") + argv[1] +
+                      "'; the commands are info, demo, train, eval, validate, bench (run 'fpi --help' for more)");
       return kUsageError;
     }
   }
   try {
     line.app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int status = line.app.exit(e, out, err);
-    return status == 0 ? 0 : kUsageError;
+    // --help and --version print through CLI11; its own failure message would echo argv raw (an escape
+    // sequence or a newline from an argument reaches the terminal), so errors print through print_error.
+    if (e.get_exit_code() != static_cast<int>(CLI::ExitCodes::Success)) {
+      print_error(err, "fpi: ", std::string(e.what()) + " (run 'fpi --help' for more)");
+      return kUsageError;
+    }
+    line.app.exit(e, out, err);
+    return 0;
   }
   return std::nullopt;
 }
@@ -126,6 +139,7 @@ std::optional<int> parse_command_line(CommandLine& line, int argc, const char* c
 namespace {
 
 using fpi_cli::kUsageError;
+using fpi_cli::print_error;
 
 int run(int argc, char** argv) {
   fpi_cli::CommandLine line;
@@ -135,15 +149,21 @@ int run(int argc, char** argv) {
     try {
       return command();
     } catch (const fpi::train::ConfigError& e) {
-      std::cerr << "fpi " << name << ": " << e.what() << "\n";
+      // Several problems come one to a line, each escaped already: the newlines are the only ones left.
+      const std::string_view problems = e.what();
+      for (std::size_t at = 0; at <= problems.size();) {
+        const std::size_t end = std::min(problems.find('\n', at), problems.size());
+        print_error(std::cerr, "fpi " + name + ": ", problems.substr(at, end - at));
+        at = end + 1;
+      }
       return kUsageError;
     } catch (const fpi::Error& e) {
-      std::cerr << "fpi " << name << ": " << e.what() << "\n";
+      print_error(std::cerr, "fpi " + name + ": ", e.what());
       return 1;
     } catch (const std::exception& e) {
       // Not fpi's own error (the standard library's, say): still one line and a failing status, never
       // std::terminate's abort.
-      std::cerr << "fpi " << name << ": unexpected error: " << e.what() << "\n";
+      print_error(std::cerr, "fpi " + name + ": unexpected error: ", e.what());
       return 1;
     }
   }
@@ -165,4 +185,14 @@ int finish_output(int status) {
 
 }  // namespace
 
-int fpi_cli::run_program(int argc, char** argv) { return finish_output(run(argc, argv)); }
+int fpi_cli::run_program(int argc, char** argv) {
+  // Building the app or parsing can throw more than CLI::ParseError (std::bad_alloc on a huge argv, say):
+  // the program still ends with one line and a failing status, never with std::terminate's abort.
+  int status = 1;
+  try {
+    status = run(argc, argv);
+  } catch (const std::exception& e) {
+    print_error(std::cerr, "fpi: unexpected error: ", e.what());
+  }
+  return finish_output(status);
+}

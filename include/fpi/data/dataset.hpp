@@ -18,6 +18,10 @@ namespace fpi::data {
 // The largest batch a config may ask for (train.batch_size, eval.batch_size; the command line's
 // --batch-size too): a batch is one tensor per field, and a larger one is a typo, not a memory size.
 inline constexpr std::int64_t kMaxBatchSize = 1000000;
+// The most samples an epoch or a generated split may have (data.patches_per_epoch, flow's train_size,
+// validation_size and test_size): drawn one by one, 10^9 patches or frame pairs take days even at the
+// ~10^4 a second a CPU draws small patches, so a larger count is a typo, refused before training starts.
+inline constexpr std::int64_t kMaxEpochSamples = 1000000000;
 
 // One field of every sample: its name and its shape without the batch dimension. A size of -1 varies
 // from batch to batch (the height and width of whole test images).
