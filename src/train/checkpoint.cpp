@@ -27,6 +27,16 @@ std::string link_target(const fs::path& link) {
   return error ? std::string() : target.filename().string();
 }
 
+// Every entry of `folder`, listed before any is removed; a folder that cannot be read is an fpi::Error,
+// not the std::filesystem_error the throwing iterator would let through.
+std::vector<fs::directory_entry> folder_entries(const fs::path& folder) {
+  std::error_code error;
+  std::vector<fs::directory_entry> entries;
+  for (fs::directory_iterator it(folder, error), end; !error && it != end; it.increment(error)) entries.push_back(*it);
+  FPI_CHECK(!error, "cannot list '", folder.string(), "': ", error.message());
+  return entries;
+}
+
 }  // namespace
 
 std::string checkpoint_folder(const std::string& path) {
@@ -71,7 +81,7 @@ void write_checkpoint(const std::string& run_dir, const std::string& tag, const 
   if (best) io::replace_symlink_atomically((folder / "best").string(), tag);
 
   const std::set<std::string> linked{link_target(folder / "last"), link_target(folder / "best")};
-  for (const fs::directory_entry& entry : fs::directory_iterator(folder)) {
+  for (const fs::directory_entry& entry : folder_entries(folder)) {
     const std::string name = entry.path().filename().string();
     if (entry.is_symlink() || linked.count(name) || name.starts_with(kTemporaryPrefix)) continue;
     fs::remove_all(entry.path(), error);
@@ -100,7 +110,7 @@ void remove_unfinished_checkpoints(const std::string& run_dir) {
   const fs::path folder = fs::path(run_dir) / "checkpoints";
   std::error_code error;
   if (!fs::is_directory(folder, error)) return;
-  for (const fs::directory_entry& entry : fs::directory_iterator(folder))
+  for (const fs::directory_entry& entry : folder_entries(folder))
     if (entry.path().filename().string().starts_with(kTemporaryPrefix)) fs::remove_all(entry.path(), error);
 }
 

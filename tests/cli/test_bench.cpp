@@ -272,7 +272,9 @@ TEST_F(BenchCliTest, QuickBackwardMeasuresBothModesAtEveryIterationCount) {
   const std::set<std::string> referenced = references(html);
   EXPECT_TRUE(referenced.count("backward.csv"));
   for (const std::string& file : referenced) EXPECT_TRUE(fs::is_regular_file(out_ / file)) << file;
-  if (results["notes"].empty()) EXPECT_TRUE(referenced.count("backward.png"));
+  if (results["notes"].empty()) {
+    EXPECT_TRUE(referenced.count("backward.png"));
+  }
 }
 
 TEST_F(BenchCliTest, RejectsBadArguments) {

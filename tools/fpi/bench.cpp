@@ -200,7 +200,9 @@ std::vector<std::string> write_denoised_images(const fs::path& out, const Run& r
   fpi::train::Experiment experiment(config);
   fpi::train::load_weights(experiment.model(), (run_dir / "checkpoints" / "best").string());
   std::vector<std::string> images;
-  fs::create_directories(out / "images");
+  std::error_code error;
+  fs::create_directories(out / "images", error);
+  FPI_CHECK(!error, "cannot create '", (out / "images").string(), "': ", error.message());
   experiment.evaluate("test", 1, [&](const fpi::data::Batch& batch, const fpi::Tensor& output) {
     const fpi::Tensor panel =
         fpi::concat({batch.at("noisy"), fpi::clamp(output, 0.0, 1.0), batch.at("clean")}, 3);
@@ -224,7 +226,9 @@ std::vector<std::string> write_flow_images(const fs::path& out, const Run& run) 
   fpi::train::Experiment experiment(config);
   fpi::train::load_weights(experiment.model(), (run_dir / "checkpoints" / "best").string());
   std::vector<std::string> images;
-  fs::create_directories(out / "images");
+  std::error_code error;
+  fs::create_directories(out / "images", error);
+  FPI_CHECK(!error, "cannot create '", (out / "images").string(), "': ", error.message());
   experiment.evaluate("test", 3, [&](const fpi::data::Batch& batch, const fpi::Tensor& output) {
     for (std::int64_t i = 0; i < output.size(0); ++i) {
       const fpi::Tensor frames = batch.at("frames").select(0, i), truth = batch.at("flow").select(0, i);

@@ -93,7 +93,7 @@ std::string run_gnuplot(const fs::path& out, const std::string& name, const std:
   const std::string command = "cd " + shell_quote(out.string()) + " && gnuplot " + shell_quote(name + ".gp") +
                               " > " + shell_quote(name + ".gnuplot.log") + " 2>&1";
   std::error_code ignored;
-  if (std::system(command.c_str()) != 0 || !fs::exists(out / png)) {
+  if (std::system(command.c_str()) != 0 || !fs::exists(out / png, ignored)) {
     problem = "gnuplot failed on " + name + ".gp (its output is in " + name + ".gnuplot.log)";
     return {};
   }

@@ -166,8 +166,10 @@ int on_world(const char* name, const Args& args, int (*command)(const Args&, fpi
   try {
     return command(args, communicator);
   } catch (const std::exception& e) {
-    std::cerr << "fpi " << name << " (rank " << communicator.rank() << " of " << communicator.size()
-              << "): " << e.what() << "\n";
+    print_error(std::cerr,
+                "fpi " + std::string(name) + " (rank " + std::to_string(communicator.rank()) + " of " +
+                    std::to_string(communicator.size()) + "): ",
+                e.what());
     communicator.abort(dynamic_cast<const ConfigError*>(&e) ? kUsageError : 1);
   }
 }
