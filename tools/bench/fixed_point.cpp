@@ -4,9 +4,9 @@
 // Reports, in one run so the ratios are fair on a shared machine:
 //   - one forward iteration versus one plain forward of g (target <= 1.1x),
 //   - one backward iteration versus one vector-Jacobian product through g (target <= 1.2x),
-//   - one Anderson iteration with and without the fallback chain's bookkeeping,
-//   - time and peak allocator memory of forward + backward, implicit versus unrolled, at 10, 100 and
-//     1000 forward iterations (implicit memory must stay flat).
+//   - one Anderson iteration with and without the fallback chain's bookkeeping.
+// The implicit against the unrolled backward (time, peak memory, tape size at 10, 100 and 1000
+// iterations) is `fpi bench paper --only backward`'s table, so it is not repeated here.
 //
 //   bench_fixed_point [--quick] [--repeat N] [--threads N] [--json FILE]
 #include <cstdio>
@@ -43,7 +43,7 @@ struct Setup {
   FixedPointFn g = [this](const Tensor& state, const Tensor& input) { return map.step(state, input); };
 
   // Exactly `iterations` forward iterations (and at most 50 backward ones).
-  FixedPointOptions forced(int iterations, FixedPointBackward mode) const {
+  FixedPointOptions forced(int iterations) const {
     FixedPointOptions o;
     o.forward.solver = FixedPointSolver::Picard;
     o.forward.tolerance = 1e-30;
@@ -51,7 +51,7 @@ struct Setup {
     o.backward.solver = FixedPointSolver::Picard;
     o.backward.tolerance = 1e-6;
     o.backward.max_iterations = 50;
-    o.backward_mode = mode;
+    o.backward_mode = FixedPointBackward::Implicit;
     o.on_nonconvergence = NonConvergencePolicy::Ignore;
     return o;
   }
@@ -75,9 +75,9 @@ int main(int argc, char** argv) {
   auto stats = std::make_shared<FixedPointStats>();
   const double forward_picard = median_ms([&] {
     NoGrad ng;
-    fixed_point(s.g, s.z, s.params, x0, s.forced(iterations, FixedPointBackward::Implicit), stats);
+    fixed_point(s.g, s.z, s.params, x0, s.forced(iterations), stats);
   }, repeat) / iterations;
-  auto anderson_options = s.forced(iterations, FixedPointBackward::Implicit);
+  auto anderson_options = s.forced(iterations);
   anderson_options.forward.solver = FixedPointSolver::Anderson;
   const double forward_anderson = median_ms([&] {
     NoGrad ng;
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   const Tensor cotangent = rand(y.shape(), {}, &s.gen);
   const double vjp = median_ms([&] { (void)autograd::grad({y}, {leaf}, {cotangent}, {.retain_graph = true}); },
                               repeat * 4);
-  auto backward_options = s.forced(2, FixedPointBackward::Implicit);
+  auto backward_options = s.forced(2);
   backward_options.backward.tolerance = 1e-30;
   backward_options.backward.min_iterations = backward_options.backward.max_iterations = iterations;
   std::vector<double> backward_times;
@@ -134,28 +134,5 @@ int main(int argc, char** argv) {
   harness.value("vjp_ms", vjp);
   harness.value("backward_iteration_ms", backward_iteration);
 
-  std::printf("\n  forward + backward (grad w.r.t. z and all parameters), time and peak allocator memory\n");
-  using bench::Align;
-  bench::Table& table = harness.table(
-      "modes", {{"mode", 10, Align::Left}, {"iterations", 10}, {"time ms", 12}, {"peak MiB", 14}}, 2);
-  const std::vector<int> counts = quick ? std::vector<int>{10, 20} : std::vector<int>{10, 100, 1000};
-  for (auto mode : {FixedPointBackward::Implicit, FixedPointBackward::Unrolled}) {
-    for (int n : counts) {
-      const Tensor z = s.z.detach().requires_grad_();
-      Tensors wrt{z};
-      wrt.insert(wrt.end(), s.params.begin(), s.params.end());
-      reset_allocator_stats();
-      const std::size_t before = allocator_stats().bytes_in_use;
-      const auto start = Clock::now();
-      {
-        const Tensor x = fixed_point(s.g, z, s.params, x0, s.forced(n, mode));
-        (void)autograd::grad({sum(x * cotangent)}, wrt);
-      }
-      const double ms = bench::seconds_since(start) * 1e3;
-      const double mib = static_cast<double>(allocator_stats().peak_bytes_in_use - before) / (1 << 20);
-      table.add({bench::text_cell(mode == FixedPointBackward::Implicit ? "implicit" : "unrolled"),
-                 bench::number_cell(n, "%.0f"), bench::number_cell(ms, "%.1f"), bench::number_cell(mib, "%.2f")});
-    }
-  }
   return harness.finish(0);
 }
