@@ -72,29 +72,25 @@ double spectral_norm(const ConvTranspose2d& layer, std::int64_t height, std::int
 
 LipschitzBound::LipschitzBound(std::shared_ptr<Linear> wrapped, double k)
     : Module("LipschitzBound"), bound(k), linear_(std::move(wrapped)) {
-  FPI_CHECK(linear_, "LipschitzBound: the layer is null");
-  FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
-  layer = register_module("layer", linear_);
-  u_ = register_buffer("u", empty({0}, linear_->weight.options()));
-  v_ = register_buffer("v", empty({0}, linear_->weight.options()));
+  attach(linear_);
 }
 
 LipschitzBound::LipschitzBound(std::shared_ptr<Conv2d> wrapped, double k)
     : Module("LipschitzBound"), bound(k), conv_(std::move(wrapped)) {
-  FPI_CHECK(conv_, "LipschitzBound: the layer is null");
-  FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
-  layer = register_module("layer", conv_);
-  u_ = register_buffer("u", empty({0}, conv_->weight.options()));
-  v_ = register_buffer("v", empty({0}, conv_->weight.options()));
+  attach(conv_);
 }
 
 LipschitzBound::LipschitzBound(std::shared_ptr<ConvTranspose2d> wrapped, double k)
     : Module("LipschitzBound"), bound(k), transposed_(std::move(wrapped)) {
-  FPI_CHECK(transposed_, "LipschitzBound: the layer is null");
-  FPI_CHECK(k > 0.0, "LipschitzBound: the bound must be positive, got ", k);
-  layer = register_module("layer", transposed_);
-  u_ = register_buffer("u", empty({0}, transposed_->weight.options()));
-  v_ = register_buffer("v", empty({0}, transposed_->weight.options()));
+  attach(transposed_);
+}
+
+void LipschitzBound::attach(ModulePtr wrapped) {
+  FPI_CHECK(wrapped, "LipschitzBound: the layer is null");
+  FPI_CHECK(bound > 0.0, "LipschitzBound: the bound must be positive, got ", bound);
+  layer = register_module("layer", std::move(wrapped));
+  u_ = register_buffer("u", empty({0}, weight().options()));
+  v_ = register_buffer("v", empty({0}, weight().options()));
 }
 
 const Tensor& LipschitzBound::weight() const {

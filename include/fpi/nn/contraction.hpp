@@ -57,6 +57,8 @@ class LipschitzBound : public Module {
   double bound;
 
  private:
+  // Registers the wrapped layer (one of linear_, conv_, transposed_, already set) and the empty vectors.
+  void attach(ModulePtr wrapped);
   Tensor apply(const Tensor& v, const Tensor& weight) const;
   Tensor apply_adjoint(const Tensor& u, const Tensor& weight) const;
   Tensor sigma_tensor() const;
