@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -346,17 +348,24 @@ TEST_F(CliTest, InterruptWritesACheckpointAndExitsWith130) {
   EXPECT_EQ(evaluated.status, 0) << evaluated.output;
 }
 
-// SIGKILL gives no chance to clean up. 100 times, a run is resumed, killed after 0 to 140 ms (the toy
-// epochs are short, so many kills land while a checkpoint is being written) and its last checkpoint is
-// evaluated: it must always be whole, and the next trial's --resume must always continue from it.
+// SIGKILL gives no chance to clean up. 100 times, a run is resumed, killed after a delay spread over 15
+// steps and its last checkpoint is evaluated: it must always be whole, and the next trial's --resume must
+// always continue from it. The delays span 0 to 1.5 times what the first run (start, one epoch, one
+// checkpoint) took, at least 0 to 140 ms: fixed delays let a slow build (the sanitizers on a loaded
+// machine) be killed before its first epoch every time, and then no kill lands in a checkpoint write.
 TEST_F(CliTest, KilledAtAnyMomentTheLastCheckpointStaysWhole) {
   write_config("config.json", toy_config());
+  const auto start = std::chrono::steady_clock::now();
   ASSERT_EQ(run_fpi(dir_, "train config.json --out run --quiet --epochs 1").status, 0);
+  const double first_run_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const int step_ms = static_cast<int>(std::clamp(first_run_ms * 1.5, 140.0, 3000.0) / 14);
   const Outcome trials = run_shell(
       dir_,
       "for i in $(seq 0 99); do "
       "  \"$FPI\" train --resume run --epochs 1000000 --quiet > /dev/null 2> resume.err & pid=$!; "
-      "  sleep $(printf '0.%03d' $(( (i * 37) % 15 * 10 ))); kill -KILL $pid; wait $pid; killed=$?; "
+      "  ms=$(( (i * 37) % 15 * " + std::to_string(step_ms) + " )); "
+      "  sleep $(printf '%d.%03d' $(( ms / 1000 )) $(( ms % 1000 ))); kill -KILL $pid; wait $pid; killed=$?; "
       "  \"$FPI\" eval run --checkpoint run/checkpoints/last > /dev/null 2> eval.err; evaluated=$?; "
       "  echo \"trial $i killed $killed evaluated $evaluated\"; "
       "  if [ $evaluated -ne 0 ]; then cat eval.err; fi; "
@@ -373,8 +382,8 @@ TEST_F(CliTest, KilledAtAnyMomentTheLastCheckpointStaysWhole) {
   }
   EXPECT_EQ(trials_run, 100) << trials.output;
   // The trials made progress, so kills landed at many points of the loop (a manual run of 30 left an
-  // unfinished checkpoint folder behind in 14). How much depends on the build and the machine: the
-  // sanitizer build on a loaded machine reached 10 epochs, its slower start eating most of the delays.
+  // unfinished checkpoint folder behind in 14); the delays scaled to the first run make that hold on a
+  // slow build too.
   const Outcome epochs = run_shell(dir_, "grep -c . run/metrics.jsonl");
   EXPECT_GT(std::stoi(epochs.output), 3) << epochs.output;
 }
