@@ -15,6 +15,19 @@ int cuda_device_count();
 // must synchronize before it reads the clock. A no-op on the CPU.
 void synchronize(Device device);
 
+// How often the host has waited for a GPU since the process started, over all devices: copies to the host
+// (every .item(), to_vector and .to(kCPU) of a GPU tensor), blocking copies from pageable host memory (a
+// cudaMemcpy from the host first waits for the device's queued work) and explicit synchronizations.
+// A loop bound by these waits is bound by launch latency, not by its work, so tests and benchmarks
+// count them (take the difference of two readings). All zero in a build without the CUDA backend.
+struct HostSyncCounts {
+  std::int64_t downloads = 0;
+  std::int64_t uploads = 0;
+  std::int64_t synchronizations = 0;
+  std::int64_t total() const { return downloads + uploads + synchronizations; }
+};
+HostSyncCounts host_sync_counts();
+
 // Threads of the CPU backend's loops, convolutions and matrix products (the caller's thread included).
 // The default is FPI_NUM_THREADS when set (a whole number from 1 to 1024; anything else is an fpi::Error
 // at the first parallel loop), else every hardware thread. It is the one setting: OpenBLAS is kept

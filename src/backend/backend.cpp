@@ -8,6 +8,7 @@
 #include "backend/cpu/parallel.hpp"
 #ifdef FPI_WITH_CUDA
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/device.hpp"
 #endif
 
 namespace fpi::backend {
@@ -55,6 +56,12 @@ int cuda_device_count() { return 0; }
 bool cuda_available() { return cuda_device_count() > 0; }
 
 void synchronize(Device device) { backend::backend_for(device).synchronize(); }
+
+#ifdef FPI_WITH_CUDA
+HostSyncCounts host_sync_counts() { return backend::cuda::host_waits(); }
+#else
+HostSyncCounts host_sync_counts() { return {}; }
+#endif
 
 int num_threads() { return backend::cpu::num_threads(); }
 void set_num_threads(int threads) { backend::cpu::set_num_threads(threads); }

@@ -43,6 +43,19 @@ TEST(CudaDevice, UnusableDeviceGivesAClearError) {
   EXPECT_NO_THROW(synchronize(kCPU));
 }
 
+// The host never waits on a CPU tensor, whatever the build.
+TEST(CudaDevice, HostSyncCountsIgnoreTheCpu) {
+  const HostSyncCounts before = host_sync_counts();
+  const Tensor x = ones({4, 3});
+  (void)sum(x).item();
+  (void)x.to_vector<float>();
+  synchronize(kCPU);
+  EXPECT_EQ(host_sync_counts().total(), before.total());
+  if (!cuda_available()) {
+    EXPECT_EQ(before.total(), 0);
+  }
+}
+
 class Cuda : public CudaTest {};
 
 TEST_F(Cuda, DeviceQueriesAndMisuseErrors) {
@@ -56,6 +69,23 @@ TEST_F(Cuda, DeviceQueriesAndMisuseErrors) {
   std::ostringstream printed;
   printed << g;
   EXPECT_TRUE(contains(printed.str(), "device='cuda:0'")) << printed.str();
+}
+
+TEST_F(Cuda, HostSyncCountsCountEveryWait) {
+  const Tensor host = ones({5, 3});
+  const HostSyncCounts start = host_sync_counts();
+  const Tensor g = host.to(kGpu);
+  const Tensor doubled = g * 2.0 + g;  // kernels alone: no wait
+  const HostSyncCounts queued = host_sync_counts();
+  EXPECT_EQ(queued.uploads - start.uploads, 1);
+  EXPECT_EQ(queued.downloads, start.downloads);
+  EXPECT_EQ(queued.synchronizations, start.synchronizations);
+  EXPECT_EQ(sum(doubled).item(), 45.0);
+  synchronize(kGpu);
+  const HostSyncCounts end = host_sync_counts();
+  EXPECT_EQ(end.downloads - queued.downloads, 1);
+  EXPECT_EQ(end.synchronizations - queued.synchronizations, 1);
+  EXPECT_EQ(end.total() - start.total(), 3);
 }
 
 TEST_F(Cuda, RoundTripsAreExact) {

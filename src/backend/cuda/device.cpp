@@ -2,6 +2,7 @@
 // registry, and the error reporting shared by the CUDA, cuBLAS and cuDNN checks.
 #include "backend/cuda/device.hpp"
 
+#include <atomic>
 #include <string>
 #include <utility>
 
@@ -101,8 +102,26 @@ CudaBackend& cuda_backend(int index) {
   return per_device<CudaBackend>(index);
 }
 
+namespace {
+std::atomic<std::int64_t> downloads{0}, uploads{0}, synchronizations{0};
+}  // namespace
+
+void count_host_wait(HostWait kind) {
+  switch (kind) {
+    case HostWait::Download: downloads.fetch_add(1, std::memory_order_relaxed); break;
+    case HostWait::Upload: uploads.fetch_add(1, std::memory_order_relaxed); break;
+    case HostWait::Synchronization: synchronizations.fetch_add(1, std::memory_order_relaxed); break;
+  }
+}
+
+HostSyncCounts host_waits() {
+  return {downloads.load(std::memory_order_relaxed), uploads.load(std::memory_order_relaxed),
+          synchronizations.load(std::memory_order_relaxed)};
+}
+
 void CudaBackend::synchronize() {
   DeviceGuard guard(index_);
+  count_host_wait(HostWait::Synchronization);
   FPI_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

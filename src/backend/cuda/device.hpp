@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "backend/cuda/check.hpp"
+#include "fpi/device.hpp"
 
 namespace fpi::backend::cuda {
 
@@ -16,6 +17,11 @@ inline constexpr int kMaxDevices = 16;
 void check_device(int index);
 // Streaming multiprocessors of the device, for sizing grids.
 int multiprocessor_count(int index);
+
+// Every place the backend blocks the host on a device counts itself here (fpi::host_sync_counts).
+enum class HostWait { Download, Upload, Synchronization };
+void count_host_wait(HostWait kind);
+HostSyncCounts host_waits();
 
 // Makes `index` the calling thread's current device and restores the previous one on exit, so fpi
 // leaves the caller's own CUDA code undisturbed.

@@ -26,6 +26,7 @@ void write_addresses(const Tensor& lu, const Tensor& rhs, std::int64_t batch, co
     host[i] = static_cast<T*>(lu.raw_data()) + i * n * n;
     host[batch + i] = static_cast<T*>(rhs.raw_data()) + i * n * k;
   }
+  count_host_wait(HostWait::Upload);
   FPI_CUDA_CHECK(cudaMemcpy(addresses.data(), host.data(), host.size() * sizeof(T*), cudaMemcpyHostToDevice));
 }
 
@@ -66,6 +67,7 @@ std::vector<std::int64_t> CudaBackend::solve(const Tensor& lu, const Tensor& rhs
   }
   FPI_CHECK(rejected == 0, "cuda solve: internal error, cuBLAS getrsBatched rejected argument ", -rejected);
   std::vector<int> factored(batch);
+  count_host_wait(HostWait::Download);
   FPI_CUDA_CHECK(cudaMemcpy(factored.data(), info, factored.size() * sizeof(int), cudaMemcpyDeviceToHost));
   for (int i = 0; i < batch; ++i) {
     FPI_CHECK(factored[i] >= 0, "cuda solve: internal error, cuBLAS getrfBatched rejected argument ", -factored[i]);

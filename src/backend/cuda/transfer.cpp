@@ -27,6 +27,7 @@ Tensor dense(const Tensor& t) {
 void upload(const Tensor& dst, const Tensor& src) {
   DeviceGuard guard(dst.device().index);
   const Tensor host = dense(src);
+  count_host_wait(HostWait::Upload);
   if (dst.is_contiguous() && dst.dtype() == src.dtype()) {
     FPI_CUDA_CHECK(cudaMemcpy(dst.raw_data(), host.raw_data(), byte_size(host), cudaMemcpyHostToDevice));
     return;
@@ -44,6 +45,7 @@ void download(const Tensor& dst, const Tensor& src) {
     copy_within_device(device_side, src);
   }
   const Tensor host = dst.is_contiguous() ? dst : empty(dst.shape(), {dst.dtype(), kCPU});
+  count_host_wait(HostWait::Download);
   FPI_CUDA_CHECK(cudaMemcpy(host.raw_data(), device_side.raw_data(), byte_size(host), cudaMemcpyDeviceToHost));
   if (!host.is_same(dst)) cpu::cpu_backend().copy(dst, host);
 }
