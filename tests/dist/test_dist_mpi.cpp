@@ -125,15 +125,21 @@ std::vector<std::string> listing(const fs::path& folder, bool recursive = true) 
   return out;
 }
 
-void expect_two_ranks_equal_one(const std::string& config) {
-  const fs::path folder = fresh_folder(config);
-  const std::string args = fpi::testing::source_path("models/" + config + ".json") + " --epochs 3 --quiet" + kShrink;
+// Trains `args` on one process into folder/one and on two ranks into folder/two, the ranks compared after
+// every step, and expects the same losses and weights.
+void expect_two_ranks_train_as_one(const fs::path& folder, const std::string& args) {
   const auto one = run_shell(folder, launch(1, args + " --out one"));
   ASSERT_EQ(one.status, 0) << one.output;
   const auto two = run_shell(folder, launch(2, args + " --out two --dist-check-every 1"));
   ASSERT_EQ(two.status, 0) << two.output;
   expect_same_losses(folder / "one", folder / "two");
   expect_same_weights(folder / "one", folder / "two");
+}
+
+void expect_two_ranks_equal_one(const std::string& config) {
+  const fs::path folder = fresh_folder(config);
+  expect_two_ranks_train_as_one(
+      folder, fpi::testing::source_path("models/" + config + ".json") + " --epochs 3 --quiet" + kShrink);
   // Rank 1 wrote nothing: the run directories hold the same files, and nothing else appeared.
   EXPECT_EQ(listing(folder / "one"), listing(folder / "two"));
   EXPECT_EQ(listing(folder, false), (std::vector<std::string>{"one", "two"}));
@@ -147,15 +153,10 @@ void expect_two_ranks_equal_one(const std::string& config) {
 // relative per gradient element, lr * 1.6e-5 = 1.6e-8 per step through Adam, 3e-7 over the 16 steps.
 void expect_two_ranks_equal_one_on_bibtex(const std::string& config, const std::string& settings) {
   const fs::path folder = fresh_folder(config);
-  const std::string args = fpi::testing::source_path("models/" + config + ".json") +
-                           " --epochs 1 --quiet --set data.dir=" + fpi::testing::source_path("data/bibtex") +
-                           " --set train.batch_size=275 --set eval.batch_size=500" + settings;
-  const auto one = run_shell(folder, launch(1, args + " --out one"));
-  ASSERT_EQ(one.status, 0) << one.output;
-  const auto two = run_shell(folder, launch(2, args + " --out two --dist-check-every 1"));
-  ASSERT_EQ(two.status, 0) << two.output;
-  expect_same_losses(folder / "one", folder / "two");
-  expect_same_weights(folder / "one", folder / "two");
+  expect_two_ranks_train_as_one(folder, fpi::testing::source_path("models/" + config + ".json") +
+                                            " --epochs 1 --quiet --set data.dir=" +
+                                            fpi::testing::source_path("data/bibtex") +
+                                            " --set train.batch_size=275 --set eval.batch_size=500" + settings);
   // The default 4 MiB buckets (524,288 values): the feed-forward net's 1,197,759 gradients make three,
   // the cut FPI_NN's 138,079 one.
   EXPECT_EQ(read_metrics(folder / "two").back()["train"]["dist"]["buckets"], config == "bibtex_feedforward" ? 3 : 1);
