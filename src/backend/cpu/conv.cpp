@@ -4,11 +4,14 @@
 //   - stride 1: a zero-padded copy of the image. Tap (c, i, j) of output position q is element
 //     rows[c, i, j] + q, so the taps need no im2col matrix. Outputs are computed on a grid as wide as
 //     a padded row and the grid's extra columns are dropped on store (1 in 41 at 40 wide).
-//   - other strides: the image's im2col matrix.
+//   - other strides: the image split into stride_h * stride_w phase planes (conv.hpp), in which
+//     every tap is again an offset, so the source is about the image's size where im2col's was
+//     kernel_h * kernel_w / (stride_h * stride_w) times it; or the image's im2col matrix.
 //
 //   forward          y[m, q] = sum_k w[m, k] src[k, q]          tiles: output channels x positions
 //   backward data    stride 1: the forward of gy with the kernel transposed and rotated 180 degrees;
-//                    otherwise col[k, q] = sum_m w[m, k] gy[m, q], then col2im
+//                    phase split: per phase, the same with the taps that land on that phase, then
+//                    the phases merged back into the image; im2col: col = w^T gy, then col2im
 //   backward filter  gw[m, k] = sum_q src[k, q] gy[m, q]        tiles: taps x output channels, the
 //                    channels in the vector so that the long sum over q stays in registers
 //
@@ -20,6 +23,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/cpu/conv.hpp"
 #include "backend/cpu/conv_tile.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/dispatch.hpp"
@@ -38,6 +42,13 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
 
 bool unit_stride(const Conv2dDesc& d) { return d.stride_h == 1 && d.stride_w == 1; }
+
+ConvSource current_source = ConvSource::Auto;
+
+// How many whole strides the furthest tap lies beyond a phase plane's first row or column.
+std::int64_t phase_reach(std::int64_t kernel, std::int64_t dilation, std::int64_t stride) {
+  return dilation * (kernel - 1) / stride;
+}
 
 // Splits items [0, count) into contiguous ranges and calls body(thread, begin, end) once per thread
 // of the pool, or once on this thread when `work` (multiply-adds) is too small to share.
@@ -68,11 +79,14 @@ struct Shifted {
   }
 };
 
+enum class Source { Shifted, Phases, Im2col };
+
 // How one image of an operand becomes a source, and where the reduction rows lie in it.
 struct Plan {
-  bool shifted = true;
+  Source source = Source::Shifted;
   Shifted g{};     // the padded geometry, when shifted
-  Conv2dDesc d{};  // the convolution, for im2col
+  Conv2dDesc d{};  // the convolution, for phases and im2col
+  std::int64_t plane_h = 0, plane_w = 0;  // a phase plane's rows and columns, when phases
   std::int64_t in_image = 0;      // elements of one operand image
   std::int64_t image_size = 0;    // elements of one source image
   std::int64_t scratch_size = 0;  // image_size plus slack: tiles read up to 4 vectors past the grid
@@ -101,7 +115,7 @@ Plan shifted_plan(const Shifted& g) {
 template <class T>
 Plan im2col_plan(const Conv2dDesc& d) {
   Plan p;
-  p.shifted = false;
+  p.source = Source::Im2col;
   p.d = d;
   p.in_image = d.in_channels * d.in_h * d.in_w;
   p.grid_w = d.out_w;
@@ -113,9 +127,36 @@ Plan im2col_plan(const Conv2dDesc& d) {
   return p;
 }
 
+// Output position (oh, ow) reads tap (i, j) at row oh * stride + i * dilation - pad, which is row
+// oh + (i * dilation) / stride of phase (i * dilation) % stride: the grid is a phase plane's width
+// and a tap's row in the reduction is its phase plane plus that offset.
+template <class T>
+Plan phases_plan(const Conv2dDesc& d) {
+  Plan p;
+  p.source = Source::Phases;
+  p.d = d;
+  p.in_image = d.in_channels * d.in_h * d.in_w;
+  const std::int64_t reach_w = phase_reach(d.kernel_w, d.dilation_w, d.stride_w);
+  p.plane_h = d.out_h + phase_reach(d.kernel_h, d.dilation_h, d.stride_h);
+  p.plane_w = d.out_w + reach_w;
+  const std::int64_t plane = p.plane_h * p.plane_w;
+  p.image_size = d.in_channels * d.stride_h * d.stride_w * plane;
+  p.scratch_size = p.image_size + 4 * kLanes<T> + reach_w;
+  p.grid_w = p.plane_w;
+  p.grid = d.out_h * p.plane_w;
+  for (std::int64_t c = 0; c < d.in_channels; ++c)
+    for (std::int64_t i = 0; i < d.kernel_h; ++i)
+      for (std::int64_t j = 0; j < d.kernel_w; ++j) {
+        const std::int64_t row = i * d.dilation_h, col = j * d.dilation_w;
+        const std::int64_t phase = (c * d.stride_h + row % d.stride_h) * d.stride_w + col % d.stride_w;
+        p.rows.push_back(phase * plane + row / d.stride_h * p.plane_w + col / d.stride_w);
+      }
+  return p;
+}
+
 template <class T>
 Plan forward_plan(const Conv2dDesc& d) {
-  if (!unit_stride(d)) return im2col_plan<T>(d);
+  if (!unit_stride(d)) return current_source == ConvSource::Im2col ? im2col_plan<T>(d) : phases_plan<T>(d);
   return shifted_plan<T>({d.in_channels, d.in_h, d.in_w, d.pad_h, d.pad_w, d.kernel_h, d.kernel_w, d.dilation_h,
                           d.dilation_w, d.out_h, d.out_w});
 }
@@ -154,12 +195,55 @@ void im2col(const Conv2dDesc& d, const T* x, T* col) {
         }
 }
 
+// dst[c, a, b][r, t] = x[c, r * stride_h + a - pad_h, t * stride_w + b - pad_w], 0 outside the image.
+template <class T>
+void split_phases(const Plan& p, const T* x, T* dst) {
+  const Conv2dDesc& d = p.d;
+  for (std::int64_t c = 0; c < d.in_channels; ++c)
+    for (std::int64_t a = 0; a < d.stride_h; ++a)
+      for (std::int64_t b = 0; b < d.stride_w; ++b)
+        for (std::int64_t r = 0; r < p.plane_h; ++r, dst += p.plane_w) {
+          const std::int64_t h = r * d.stride_h + a - d.pad_h;
+          if (h < 0 || h >= d.in_h) {
+            for (std::int64_t t = 0; t < p.plane_w; ++t) dst[t] = T(0);
+            continue;
+          }
+          const T* in = x + (c * d.in_h + h) * d.in_w;
+          for (std::int64_t t = 0; t < p.plane_w; ++t) {
+            const std::int64_t w = t * d.stride_w + b - d.pad_w;
+            dst[t] = w >= 0 && w < d.in_w ? in[w] : T(0);
+          }
+        }
+}
+
+// The adjoint of split_phases for one image (padding not negative): each pixel takes the value of
+// the one phase position that holds it, or 0 where none does (the convolution never reads it).
+template <class T>
+void merge_phases(const Plan& p, const T* src, T* x) {
+  const Conv2dDesc& d = p.d;
+  const std::int64_t plane = p.plane_h * p.plane_w;
+  for (std::int64_t c = 0; c < d.in_channels; ++c)
+    for (std::int64_t h = 0; h < d.in_h; ++h, x += d.in_w) {
+      std::fill(x, x + d.in_w, T(0));
+      const std::int64_t r = (h + d.pad_h) / d.stride_h, a = (h + d.pad_h) % d.stride_h;
+      if (r >= p.plane_h) continue;
+      for (std::int64_t b = 0; b < d.stride_w; ++b) {
+        const T* row = src + ((c * d.stride_h + a) * d.stride_w + b) * plane + r * p.plane_w;
+        for (std::int64_t t = 0; t < p.plane_w; ++t) {
+          const std::int64_t w = t * d.stride_w + b - d.pad_w;
+          if (w >= 0 && w < d.in_w) x[w] = row[t];
+        }
+      }
+    }
+}
+
 template <class T>
 void fill_source(const Plan& p, const T* image, T* dst) {
-  if (p.shifted)
-    pad_image(p.g, image, dst);
-  else
-    im2col(p.d, image, dst);
+  switch (p.source) {
+    case Source::Shifted: pad_image(p.g, image, dst); break;
+    case Source::Phases: split_phases(p, image, dst); break;
+    case Source::Im2col: im2col(p.d, image, dst); break;
+  }
   std::fill(dst + p.image_size, dst + p.scratch_size, T(0));
 }
 
@@ -259,6 +343,54 @@ void forward(const T* x, const T* w, T* y, const Conv2dDesc& d, const TensorOpti
   grid_product(forward_plan<T>(d), x, d.batch, w, d.out_channels, y, d.out_w, options);
 }
 
+// The phase split's input gradient multiplies stride_h * stride_w * reach_h * reach_w taps per channel
+// pair where the kernel has kernel_h * kernel_w (the rest are zeros: 16 for 9 at 3x3 stride 2, none
+// at 4x4 stride 2). col2im's scattered scalar adds cost more than those zeros up to
+// kMaxPhaseWaste, measured with tools/bench/conv_layers.cpp on the optical-flow net's layers.
+constexpr double kMaxPhaseWaste = 2.0;
+
+bool use_phases_for_data(const Conv2dDesc& d) {
+  if (current_source == ConvSource::Im2col || d.pad_h < 0 || d.pad_w < 0) return false;
+  if (current_source == ConvSource::PhaseSplit) return true;
+  const double taps = static_cast<double>((phase_reach(d.kernel_h, d.dilation_h, d.stride_h) + 1) *
+                                          (phase_reach(d.kernel_w, d.dilation_w, d.stride_w) + 1) * d.stride_h *
+                                          d.stride_w);
+  return taps <= kMaxPhaseWaste * static_cast<double>(d.kernel_h * d.kernel_w);
+}
+
+// gx at phase (a, b), position (r, t), sums w[m, c, i, j] gy[m, r - i', t - j'] over the taps whose
+// offset (i * dil_h, j * dil_w) is (i' * stride_h + a, j' * stride_w + b): a stride-1 convolution of
+// gy padded by reach - 1 with those taps rotated 180 degrees, computed for all phases in one product
+// (rows: input channel and phase; zeros where a phase has no tap), then merged into the image.
+template <class T>
+void backward_data_phases(const T* gy, const T* w, T* gx, const Conv2dDesc& d, const TensorOptions& options) {
+  const Plan phases = phases_plan<T>(d);
+  const std::int64_t reach_h = phase_reach(d.kernel_h, d.dilation_h, d.stride_h) + 1;
+  const std::int64_t reach_w = phase_reach(d.kernel_w, d.dilation_w, d.stride_w) + 1;
+  const std::int64_t phase_rows = d.in_channels * d.stride_h * d.stride_w, depth = d.out_channels * reach_h * reach_w;
+  Tensor flipped = zeros({phase_rows * depth}, options);
+  T* f = static_cast<T*>(flipped.raw_data());
+  for (std::int64_t m = 0; m < d.out_channels; ++m)
+    for (std::int64_t c = 0; c < d.in_channels; ++c)
+      for (std::int64_t i = 0; i < d.kernel_h; ++i)
+        for (std::int64_t j = 0; j < d.kernel_w; ++j) {
+          const std::int64_t row = i * d.dilation_h, col = j * d.dilation_w;
+          const std::int64_t phase = (c * d.stride_h + row % d.stride_h) * d.stride_w + col % d.stride_w;
+          const std::int64_t tap_h = reach_h - 1 - row / d.stride_h, tap_w = reach_w - 1 - col / d.stride_w;
+          const std::int64_t tap = (m * reach_h + tap_h) * reach_w + tap_w;
+          f[phase * depth + tap] = w[((m * d.in_channels + c) * d.kernel_h + i) * d.kernel_w + j];
+        }
+  const Plan p = shifted_plan<T>({d.out_channels, d.out_h, d.out_w, reach_h - 1, reach_w - 1, reach_h, reach_w, 1, 1,
+                                  phases.plane_h, phases.plane_w});
+  const std::int64_t image = phase_rows * phases.plane_h * phases.plane_w, in_image = d.in_channels * d.in_h * d.in_w;
+  Tensor planes = empty({d.batch * image}, options);
+  T* g = static_cast<T*>(planes.raw_data());
+  grid_product(p, gy, d.batch, f, phase_rows, g, phases.plane_w, options);
+  for_each_thread(d.batch, d.batch * image, [&](std::int64_t, std::int64_t b, std::int64_t e) {
+    for (std::int64_t n = b; n < e; ++n) merge_phases(phases, g + n * image, gx + n * in_image);
+  });
+}
+
 template <class T>
 void backward_data(const T* gy, const T* w, T* gx, const Conv2dDesc& d, const TensorOptions& options) {
   const std::int64_t taps = d.kernel_h * d.kernel_w, k_rows = d.in_channels * taps;
@@ -275,6 +407,10 @@ void backward_data(const T* gy, const T* w, T* gx, const Conv2dDesc& d, const Te
                                     d.dilation_w * (d.kernel_w - 1) - d.pad_w, d.kernel_h, d.kernel_w, d.dilation_h,
                                     d.dilation_w, d.in_h, d.in_w});
     grid_product(p, gy, d.batch, f, d.in_channels, gx, d.in_w, options);
+    return;
+  }
+  if (use_phases_for_data(d)) {
+    backward_data_phases(gy, w, gx, d, options);
     return;
   }
   Tensor transposed = empty({k_rows * d.out_channels}, options);
@@ -421,6 +557,9 @@ void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const 
 }
 
 }  // namespace
+
+ConvSource conv_source() { return current_source; }
+void set_conv_source(ConvSource source) { current_source = source; }
 
 void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dDesc& d) {
   dispatch(x.dtype(), [&]<class T>() {
