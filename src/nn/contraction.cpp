@@ -145,7 +145,9 @@ double LipschitzBound::sigma() const {
   return sigma_tensor().item();
 }
 
-Tensor LipschitzBound::effective_weight() const {
+Tensor LipschitzBound::effective_weight() const { return fixed_weight_.defined() ? fixed_weight_ : bounded_weight(); }
+
+Tensor LipschitzBound::bounded_weight() const {
   const Tensor& w = weight();
   FPI_CHECK(vectors_sized(), "LipschitzBound: effective_weight() before the first forward or update()");
   const Tensor s = sigma_tensor();
@@ -155,7 +157,7 @@ Tensor LipschitzBound::effective_weight() const {
 
 Tensor LipschitzBound::forward(const Tensor& x) {
   ensure_vectors(x.shape());
-  if (auto_update_ && is_training() && autograd::grad_enabled()) update();
+  if (auto_update_ && !fixed_weight_.defined() && is_training() && autograd::grad_enabled()) update();
   const Tensor w = effective_weight();
   if (linear_) return linear(x, w, linear_->bias);
   if (conv_) return conv2d(x, w, conv_->bias, conv_->config().geometry);

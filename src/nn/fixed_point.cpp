@@ -1,21 +1,92 @@
 // FixedPointLayer and the FPI_NN / FPI_GD maps.
 #include "fpi/nn/fixed_point.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "fpi/nn/contraction.hpp"
+#include "fpi/nn/layers.hpp"
+#include "fpi/nn/sequential.hpp"
 #include "fpi/ops.hpp"
 
 namespace fpi::nn {
 
-NetMap::NetMap(ModulePtr net_module, std::int64_t dim) : FixedPointMap("NetMap"), dim_(dim) {
+std::optional<InputSplit> InputSplit::of(const ModulePtr& layer) {
+  InputSplit split;
+  ModulePtr inner = layer;
+  split.bound_ = std::dynamic_pointer_cast<LipschitzBound>(layer);
+  if (split.bound_) inner = split.bound_->layer;
+  split.linear_ = std::dynamic_pointer_cast<Linear>(inner);
+  split.conv_ = std::dynamic_pointer_cast<Conv2d>(inner);
+  if (!split.linear_ && !split.conv_) return std::nullopt;
+  return split;
+}
+
+void InputSplit::set_sizes(std::int64_t z_size, std::int64_t x_size, bool z_first) {
+  z_size_ = z_size;
+  x_size_ = x_size;
+  z_offset_ = z_first ? 0 : x_size;
+  x_offset_ = z_first ? z_size : 0;
+}
+
+std::int64_t InputSplit::input_size() const {
+  return linear_ ? linear_->in_features() : conv_->config().in_channels;
+}
+
+Tensor InputSplit::z_part(const Tensor& z) const {
+  if (bound_) {
+    Shape whole = z.shape();
+    whole[linear_ ? whole.size() - 1 : 1] = z_size_ + x_size_;
+    bound_->size_vectors(whole);
+  }
+  return apply(z, z_offset_, z_size_, true);
+}
+
+Tensor InputSplit::x_part(const Tensor& x) const { return apply(x, x_offset_, x_size_, false); }
+
+Tensor InputSplit::apply(const Tensor& input, std::int64_t offset, std::int64_t size, bool with_bias) const {
+  const Tensor weight = bound_ ? bound_->effective_weight() : linear_ ? linear_->weight : conv_->weight;
+  const Tensor& bias = linear_ ? linear_->bias : conv_->bias;
+  const Tensor part = narrow(weight, 1, offset, size);
+  const Tensor b = with_bias ? bias : Tensor();
+  if (linear_) return linear(input, part, b);
+  return conv2d(input, part, b, conv_->config().geometry);
+}
+
+NetMap::NetMap(ModulePtr net_module, std::int64_t dim, bool hoist) : FixedPointMap("NetMap"), dim_(dim) {
   FPI_CHECK(net_module, "NetMap: the network is null");
   net = register_module("net", std::move(net_module));
+  const auto sequential = std::dynamic_pointer_cast<Sequential>(net);
+  if (!hoist || !sequential || sequential->size() == 0) return;
+  split_ = InputSplit::of((*sequential)[0]);
+  if (split_ && !split_->splits_features() && dim != 1) split_.reset();  // a Conv2d splits its channels
 }
 
 Tensor NetMap::step(const Tensor& x, const Tensor& z) { return net->forward(concat({z, x}, dim_)); }
 
-std::string NetMap::extra_repr() const { return detail::concat("dim=", dim_); }
+Tensor NetMap::prepare(const Tensor& z) {
+  // A Linear splits the last dimension, which the concatenation must be along; the layer's rank is
+  // the same at every call, so what this call finds holds for its solve's steps too.
+  use_split_ = split_ && (!split_->splits_features() || dim_ == z.dim() - 1 || dim_ == -1);
+  if (!use_split_) return z;
+  const std::int64_t z_size = z.size(dim_);
+  FPI_CHECK(z_size < split_->input_size(), "NetMap: z has ", z_size, " entries along dimension ", dim_,
+            " but the first layer reads ", split_->input_size(), " of z and x together");
+  split_->set_sizes(z_size, split_->input_size() - z_size, true);
+  return split_->z_part(z);
+}
+
+Tensor NetMap::step_prepared(const Tensor& x, const Tensor& u) {
+  if (!use_split_) return step(x, u);
+  const auto& sequential = static_cast<const Sequential&>(*net);
+  Tensor h = u + split_->x_part(x);
+  for (std::size_t i = 1; i < sequential.size(); ++i) h = sequential[i]->forward(h);
+  return h;
+}
+
+std::string NetMap::extra_repr() const { return detail::concat("dim=", dim_, hoisted() ? ", hoisted" : ""); }
 
 EnergyDescentMap::EnergyDescentMap(ModulePtr net_module, double step, EnergyReduction reduction, std::int64_t dim)
     : FixedPointMap("EnergyDescentMap"), step_size(step), reduction_(reduction), dim_(dim) {
@@ -88,20 +159,66 @@ void FixedPointLayer::set_initial_value(double value) {
   initial_value_ = value;
 }
 
+namespace {
+
+using Bounds = std::vector<std::shared_ptr<LipschitzBound>>;
+
+// Has `bounds` apply `weights` from `first` on while it lives.
+class BoundWeights {
+ public:
+  BoundWeights(const Bounds& bounds, const Tensors& weights, std::size_t first) : bounds_(bounds) {
+    for (std::size_t i = 0; i < bounds.size(); ++i) bounds[i]->use_weight(weights[first + i]);
+  }
+  ~BoundWeights() {
+    for (const auto& bound : bounds_) bound->use_weight(Tensor());
+  }
+  BoundWeights(const BoundWeights&) = delete;
+  BoundWeights& operator=(const BoundWeights&) = delete;
+
+ private:
+  const Bounds& bounds_;
+};
+
+}  // namespace
+
 Tensor FixedPointLayer::forward(const Tensor& z, const Tensor& x0) {
   // A bound's power iteration moves its estimate; it must not move while one fixed point is sought.
-  if (is_training()) {
-    for (auto& [name, module] : map->named_modules())
-      if (auto bound = std::dynamic_pointer_cast<LipschitzBound>(module)) bound->update();
+  // So its weight is fixed for the solve too: computed once here and given to every iteration as an
+  // input of the solve, through which the gradient reaches W and σ. A bound whose vectors wait for
+  // the first input's size computes its weight in each iteration of this first solve.
+  Bounds bounds;
+  for (auto& [name, module] : map->named_modules()) {
+    if (auto bound = std::dynamic_pointer_cast<LipschitzBound>(module)) {
+      if (is_training()) bound->update();
+      if (bound->ready()) bounds.push_back(bound);
+    }
   }
   // Fresh stats per call, so that a graph still waiting for its backward keeps its own; the count of
   // backward passes carries over because it spaces the gradient checks.
   const std::int64_t backward_passes = stats_->backward_passes;
   stats_ = std::make_shared<FixedPointStats>();
   stats_->backward_passes = backward_passes;
-  Tensors inputs{map->prepare(z)};
-  for (const auto& p : map->parameters()) inputs.push_back(p);
-  const auto step = [m = map](const Tensor& x, const Tensors& in) { return m->step_prepared(x, in[0]); };
+  Tensors weights;
+  for (const auto& bound : bounds) weights.push_back(bound->bounded_weight());
+  Tensors inputs;
+  {
+    const BoundWeights fixed(bounds, weights, 0);
+    inputs.push_back(map->prepare(z));
+  }
+  // A bounded layer's raw W reaches the solve only through its bounded weight: given as an input too,
+  // the solve's backward would follow the bounded weight's graph to W itself (and free it) and W
+  // would get its gradient twice.
+  const auto replaced = [&](const Tensor& p) {
+    return std::any_of(bounds.begin(), bounds.end(), [&](const auto& b) { return b->wrapped_weight().is_same(p); });
+  };
+  for (const auto& p : map->parameters())
+    if (!replaced(p)) inputs.push_back(p);
+  const std::size_t first = inputs.size();
+  inputs.insert(inputs.end(), weights.begin(), weights.end());
+  const auto step = [m = map, bounds, first](const Tensor& x, const Tensors& in) {
+    const BoundWeights fixed(bounds, in, first);
+    return m->step_prepared(x, in[0]);
+  };
   return fixed_point(step, inputs, 1, x0.detach(), options_, stats_);
 }
 

@@ -206,16 +206,11 @@ BuiltLayer build_binary(const LayerContext& context, const char* type, bool subt
 
 // ---- fixed_point ---------------------------------------------------------------------------------
 
-// Where a net map's first linear layer reads concat(z, x) and nothing else reads z, x or the join:
-// W·[z; x] + b = (W_z·z + b) + W_x·x, so W_z·z + b is computed once per solve and each iteration only
-// W_x·x. W_z and W_x are narrowed views of the layer's one weight, so names, checkpoints and the
-// optimizer see no difference; the convolution splits the same way along its input channels.
+// Where a net map's first linear layer reads concat(z, x) and nothing else reads z, x or the join, its
+// z part is computed once per solve (nn::InputSplit, as nn::NetMap does for a Sequential).
 struct InputSplit {
   std::size_t layer = 0;  // the node whose output step_prepared gives
-  std::shared_ptr<nn::Linear> linear;
-  std::shared_ptr<nn::Conv2d> conv;
-  std::shared_ptr<nn::LipschitzBound> bound;  // set where the layer is bounded ("lipschitz")
-  std::int64_t z_offset = 0, z_size = 0, x_offset = 0, x_size = 0;
+  nn::InputSplit split;
 };
 
 // The split of `graph` if it has the shape above; `layers` are the map's resolved layer objects.
@@ -243,60 +238,32 @@ std::optional<InputSplit> find_input_split(const GraphModule& graph, const nlohm
   const std::vector<std::size_t> next = readers(n_sources + join[0]);
   if (next.size() != 1 || nodes[next[0]].inputs.size() != 1) return std::nullopt;
   const std::int64_t dim = layers.at(join[0]).at("dim").get<std::int64_t>();
-  InputSplit split;
-  split.layer = next[0];
-  nn::ModulePtr module = nodes[split.layer].module;
-  split.bound = std::dynamic_pointer_cast<nn::LipschitzBound>(module);
-  if (split.bound) module = split.bound->layer;
-  split.linear = std::dynamic_pointer_cast<nn::Linear>(module);
-  split.conv = std::dynamic_pointer_cast<nn::Conv2d>(module);
-  const bool joins_features = split.linear && dim == static_cast<std::int64_t>(state.size()) - 1;
-  const bool joins_channels = split.conv && dim == 0;
+  const std::optional<nn::InputSplit> split = nn::InputSplit::of(nodes[next[0]].module);
+  if (!split) return std::nullopt;
+  const bool joins_features = split->splits_features() && dim == static_cast<std::int64_t>(state.size()) - 1;
+  const bool joins_channels = !split->splits_features() && dim == 0;
   if (!joins_features && !joins_channels) return std::nullopt;
-  split.z_size = z_shape[dim];
-  split.x_size = state[dim];
-  if (split.z_size < 1 || split.x_size < 1) return std::nullopt;
-  const bool z_first = order[0] == z;
-  split.z_offset = z_first ? 0 : split.x_size;
-  split.x_offset = z_first ? split.z_size : 0;
-  return split;
+  if (z_shape[dim] < 1 || state[dim] < 1) return std::nullopt;
+  InputSplit found{next[0], *split};
+  found.split.set_sizes(z_shape[dim], state[dim], order[0] == z);
+  return found;
 }
 
 // The map's network reads x and z by name; the graph cannot take concat(z, x) as NetMap's does.
 class GraphNetMap : public nn::NetMap {
  public:
   GraphNetMap(std::shared_ptr<GraphModule> graph, std::optional<InputSplit> split)
-      : NetMap(graph), graph_(std::move(graph)), split_(std::move(split)) {}
+      : NetMap(graph, 1, false), graph_(std::move(graph)), split_(std::move(split)) {}
   Tensor step(const Tensor& x, const Tensor& z) override { return graph_->forward({{"x", x}, {"z", z}}); }
-  Tensor prepare(const Tensor& z) override {
-    if (!split_) return z;
-    if (split_->bound) {
-      // The bound's vectors stand for the whole layer's input, as they would unsplit.
-      Shape whole = z.shape();
-      whole[split_->linear ? whole.size() - 1 : 1] = split_->z_size + split_->x_size;
-      split_->bound->size_vectors(whole);
-    }
-    return apply_split(z, split_->z_offset, split_->z_size, true);
-  }
+  Tensor prepare(const Tensor& z) override { return split_ ? split_->split.z_part(z) : z; }
   Tensor step_prepared(const Tensor& x, const Tensor& u) override {
     if (!split_) return step(x, u);
-    return graph_->forward({{"x", x}}, {{split_->layer, u + apply_split(x, split_->x_offset, split_->x_size, false)}});
+    return graph_->forward({{"x", x}}, {{split_->layer, u + split_->split.x_part(x)}});
   }
   std::string extra_repr() const override { return {}; }
-  bool hoisted() const { return split_.has_value(); }
+  bool hoisted() const override { return split_.has_value(); }
 
  private:
-  Tensor apply_split(const Tensor& input, std::int64_t offset, std::int64_t size, bool with_bias) const {
-    const Tensor weight = split_->bound             ? split_->bound->effective_weight()
-                          : split_->linear ? split_->linear->weight
-                                           : split_->conv->weight;
-    const Tensor& bias = split_->linear ? split_->linear->bias : split_->conv->bias;
-    const Tensor part = narrow(weight, 1, offset, size);
-    const Tensor b = with_bias ? bias : Tensor();
-    if (split_->linear) return linear(input, part, b);
-    return conv2d(input, part, b, split_->conv->config().geometry);
-  }
-
   std::shared_ptr<GraphModule> graph_;  // the "net" child, typed
   std::optional<InputSplit> split_;
 };

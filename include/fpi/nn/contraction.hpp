@@ -49,9 +49,20 @@ class LipschitzBound : public Module {
   void size_vectors(const Shape& input_shape) { ensure_vectors(input_shape); }
   // The current estimate of the wrapped weight's norm σ(W).
   double sigma() const;
-  // The weight the layer applies.
+  // The weight the layer applies: the one given to use_weight() while there is one, else bounded_weight().
   Tensor effective_weight() const;
+  // W · min(1, k / σ(W)), computed now (a convolution of one sample for σ and a read of σ to the host).
+  Tensor bounded_weight() const;
+  // Whether the vectors are sized, so that bounded_weight() can be computed.
+  bool ready() const { return vectors_sized(); }
+  // Makes the layer apply `weight` (the value of bounded_weight(), or a stand-in for it) until called
+  // with an undefined tensor, and not update meanwhile. Within one fixed-point solve the weight does
+  // not change, so the FixedPointLayer computes it once and hands it to every iteration, as an input of
+  // the solve so that gradients still reach W through σ.
+  void use_weight(Tensor weight) { fixed_weight_ = std::move(weight); }
   void set_auto_update(bool on) { auto_update_ = on; }
+  // The wrapped layer's own weight W.
+  const Tensor& wrapped_weight() const { return weight(); }
 
   ModulePtr layer;
   double bound;
@@ -76,6 +87,7 @@ class LipschitzBound : public Module {
   // The registered buffers; update() gives them new storage (set_data) rather than writing in place,
   // so a graph that saved the previous σ keeps the values it used.
   Tensor u_, v_;
+  Tensor fixed_weight_;  // undefined unless use_weight() set one
 };
 
 }  // namespace fpi::nn

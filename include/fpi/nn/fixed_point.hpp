@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "fpi/fixed_point.hpp"
 #include "fpi/nn/module.hpp"
@@ -26,18 +27,57 @@ class FixedPointMap : public Module {
   virtual Tensor step_prepared(const Tensor& x, const Tensor& u) { return step(x, u); }
 };
 
+class Linear;
+class Conv2d;
+class LipschitzBound;
+
+// A Linear or a Conv2d (or a LipschitzBound of one) whose input is concat(z, x) along its input
+// dimension (features, channels): W·[z; x] + b = (W_z·z + b) + W_x·x, so W_z·z + b can be computed
+// once per solve and each iteration needs W_x·x alone. W_z and W_x are narrowed views of the layer's
+// one weight (the bounded weight when bounded), so names, checkpoints and the optimizer see no change.
+class InputSplit {
+ public:
+  // A split of `layer`, or nothing when it is of another type.
+  static std::optional<InputSplit> of(const ModulePtr& layer);
+  // Where z and x lie in the layer's input: z_size then x_size, or x first.
+  void set_sizes(std::int64_t z_size, std::int64_t x_size, bool z_first);
+  std::int64_t input_size() const;  // the layer's whole input along the split dimension
+  bool splits_features() const { return linear_ != nullptr; }
+
+  // W_z·z + b. A bound's vectors are sized for the whole input first, as an unsplit call would.
+  Tensor z_part(const Tensor& z) const;
+  // W_x·x.
+  Tensor x_part(const Tensor& x) const;
+
+ private:
+  Tensor apply(const Tensor& input, std::int64_t offset, std::int64_t size, bool with_bias) const;
+
+  std::shared_ptr<Linear> linear_;
+  std::shared_ptr<Conv2d> conv_;
+  std::shared_ptr<LipschitzBound> bound_;
+  std::int64_t z_offset_ = 0, z_size_ = 0, x_offset_ = 0, x_size_ = 0;
+};
+
 // g(x, z) = net(concat(z, x)) with the concatenation along `dim` (1: features for (N, F) states,
 // channels for (N, C, H, W) images). net must map back to the state's shape.
+// With `hoist` (the default), when net is a Sequential whose first module is a Linear or a Conv2d (or
+// a LipschitzBound of one), that layer's z part is computed once per solve (InputSplit, prepare()).
 class NetMap : public FixedPointMap {
  public:
-  explicit NetMap(ModulePtr net, std::int64_t dim = 1);
+  explicit NetMap(ModulePtr net, std::int64_t dim = 1, bool hoist = true);
   Tensor step(const Tensor& x, const Tensor& z) override;
+  Tensor prepare(const Tensor& z) override;
+  Tensor step_prepared(const Tensor& x, const Tensor& u) override;
   std::string extra_repr() const override;
+  // Whether the first layer's z part is computed once per solve.
+  virtual bool hoisted() const { return split_.has_value(); }
 
   ModulePtr net;
 
  private:
   std::int64_t dim_;
+  std::optional<InputSplit> split_;
+  bool use_split_ = false;  // whether the last prepare() split (the split fits the input's shape)
 };
 
 // How the energy network's output becomes one energy per sample.
