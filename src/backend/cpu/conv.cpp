@@ -40,6 +40,8 @@ constexpr std::int64_t kParallelWork = std::int64_t{1} << 20;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
+// ceil(a / b) for b > 0 and a of either sign.
+std::int64_t ceil_div_signed(std::int64_t a, std::int64_t b) { return a >= 0 ? ceil_div(a, b) : -(-a / b); }
 
 bool unit_stride(const Conv2dDesc& d) { return d.stride_h == 1 && d.stride_w == 1; }
 
@@ -208,11 +210,18 @@ void split_phases(const Plan& p, const T* x, T* dst) {
             for (std::int64_t t = 0; t < p.plane_w; ++t) dst[t] = T(0);
             continue;
           }
+          // Columns t0 <= t < t1 lie inside the image; the loop over them has no test, so that at
+          // stride 2 (a constant there) it compiles to vector loads and a permute.
           const T* in = x + (c * d.in_h + h) * d.in_w;
-          for (std::int64_t t = 0; t < p.plane_w; ++t) {
-            const std::int64_t w = t * d.stride_w + b - d.pad_w;
-            dst[t] = w >= 0 && w < d.in_w ? in[w] : T(0);
-          }
+          const std::int64_t shift = b - d.pad_w;
+          const std::int64_t t0 = std::clamp<std::int64_t>(ceil_div_signed(-shift, d.stride_w), 0, p.plane_w);
+          const std::int64_t t1 = std::clamp<std::int64_t>(ceil_div_signed(d.in_w - shift, d.stride_w), t0, p.plane_w);
+          std::fill(dst, dst + t0, T(0));
+          if (d.stride_w == 2)
+            for (std::int64_t t = t0; t < t1; ++t) dst[t] = in[2 * t + shift];
+          else
+            for (std::int64_t t = t0; t < t1; ++t) dst[t] = in[t * d.stride_w + shift];
+          std::fill(dst + t1, dst + p.plane_w, T(0));
         }
 }
 
