@@ -3,10 +3,12 @@
 // conv C->1, 3x3 kernels, padding 1, bias — on a batch of 1xSxS patches, built from raw fpi ops so it
 // measures the ops and backend and nothing above them. tools/bench/torch_conv_net.py runs the same
 // step in PyTorch and tools/bench/compare_conv_net.sh prints the ratio. After warm-up one step must
-// be served by the caching allocator alone (the exit status is 1 otherwise).
+// be served by the caching allocator alone (the exit status is 1 otherwise). With --device cuda it all
+// runs on cuda:0 (tools/gpu_check.sh): each phase ends with a device synchronisation so its time is the
+// device's, and the host synchronisations the step makes besides are counted (fpi::host_sync_counts()).
 //
 //   bench_conv_net [--quick] [--repeat N] [--warmup N] [--batch N] [--size S] [--width C] [--depth L]
-//                  [--f64] [--no-layers] [--threads N] [--json FILE]
+//                  [--f64] [--no-layers] [--device cpu|cuda] [--threads N] [--json FILE]
 //
 // Threads: --threads N or FPI_NUM_THREADS, fpi's pool (OpenBLAS runs single-threaded inside it); the
 // step time is the median over the timed steps, and the per-layer table times each convolution
@@ -27,6 +29,7 @@ struct Config {
   std::int64_t batch = 0, size = 0, width = 0, depth = 0;
   int repeat = 0, warmup = 0, layer_repeat = 0;
   fpi::DType dtype = fpi::kFloat32;
+  fpi::Device device = fpi::kCPU;
   bool layers = true;
 };
 
@@ -44,8 +47,8 @@ std::vector<Layer> make_net(const Config& c, fpi::Generator& gen) {
     const std::int64_t in = l == 0 ? 1 : c.width, out = l + 1 == c.depth ? 1 : c.width;
     const double bound = 1.0 / std::sqrt(static_cast<double>(in * 9));
     const fpi::TensorOptions opts{.dtype = c.dtype};
-    Layer layer{fpi::uniform({out, in, 3, 3}, -bound, bound, opts, &gen),
-                fpi::uniform({out}, -bound, bound, opts, &gen)};
+    Layer layer{fpi::uniform({out, in, 3, 3}, -bound, bound, opts, &gen).to(c.device),
+                fpi::uniform({out}, -bound, bound, opts, &gen).to(c.device)};
     layer.weight.requires_grad_();
     layer.bias.requires_grad_();
     net.push_back(std::move(layer));
@@ -76,26 +79,36 @@ void sgd(std::vector<Layer>& net, double lr) {
 
 struct StepTimes {
   double forward = 0, backward = 0, update = 0;
+  std::int64_t host_syncs = 0;  // besides the phase ends' own synchronisations
   double total() const { return forward + backward + update; }
 };
 
-StepTimes train_step(std::vector<Layer>& net, const fpi::Tensor& x, const fpi::Tensor& target) {
+StepTimes train_step(std::vector<Layer>& net, const fpi::Tensor& x, const fpi::Tensor& target, fpi::Device device) {
   StepTimes t;
+  fpi::synchronize(device);
+  std::int64_t syncs = fpi::host_sync_counts().total();
   auto t0 = Clock::now();
+  // The phase's milliseconds once the device has finished it.
+  const auto phase_end = [&] {
+    t.host_syncs += fpi::host_sync_counts().total() - syncs;
+    fpi::synchronize(device);
+    syncs = fpi::host_sync_counts().total();
+    const double ms = ms_since(t0);
+    t0 = Clock::now();
+    return ms;
+  };
   fpi::Tensor loss = fpi::mse_loss(forward(net, x), target);
-  t.forward = ms_since(t0);
-  t0 = Clock::now();
+  t.forward = phase_end();
   loss.backward();
-  t.backward = ms_since(t0);
-  t0 = Clock::now();
+  t.backward = phase_end();
   sgd(net, 1e-3);
-  t.update = ms_since(t0);
+  t.update = phase_end();
   return t;
 }
 
 template <class F>
-double median_ms(int repeat, F&& fn) {
-  return fpi::bench::time_calls(fn, {.warmup = 1, .repeat = repeat}).median * 1e3;
+double median_ms(int repeat, fpi::Device device, F&& fn) {
+  return fpi::bench::time_calls(fn, {.warmup = 1, .repeat = repeat}, device).median * 1e3;
 }
 
 // Each convolution primitive alone, for the three layer shapes of the net: forward (conv2d without
@@ -110,7 +123,7 @@ void time_layers(const Config& c, fpi::Generator& gen, fpi::bench::Harness& harn
                                                       {"backward data", 18},
                                                       {"backward filter", 18}},
                                            2);
-  const fpi::TensorOptions opts{.dtype = c.dtype};
+  const fpi::TensorOptions opts{.dtype = c.dtype, .device = c.device};
   const std::int64_t shapes[3][3] = {{1, c.width, 1}, {c.width, c.width, c.depth - 2}, {c.width, 1, 1}};
   double total = 0;
   for (const auto& [in, out, count] : shapes) {
@@ -120,16 +133,16 @@ void time_layers(const Config& c, fpi::Generator& gen, fpi::bench::Harness& harn
     const fpi::Tensor w = fpi::uniform({out, in, 3, 3}, -1, 1, opts, &gen);
     const fpi::Tensor w_leaf = w.detach().requires_grad_();
     const double flop = 2.0 * static_cast<double>(c.batch * out * in * 9 * c.size * c.size);
-    const double fwd = median_ms(c.layer_repeat, [&] {
+    const double fwd = median_ms(c.layer_repeat, c.device, [&] {
       fpi::NoGrad no_grad;
       fpi::conv2d(x, w, fpi::Tensor(), kSame);
     });
-    const double bwd_data = median_ms(c.layer_repeat, [&] {
+    const double bwd_data = median_ms(c.layer_repeat, c.device, [&] {
       fpi::NoGrad no_grad;
       fpi::conv_transpose2d(gy, w, fpi::Tensor(), kSame);
     });
     const fpi::Tensor y = fpi::conv2d(x, w_leaf, fpi::Tensor(), kSame);
-    const double bwd_filter = median_ms(c.layer_repeat, [&] {
+    const double bwd_filter = median_ms(c.layer_repeat, c.device, [&] {
       fpi::autograd::grad({y}, {w_leaf}, {gy}, {.retain_graph = true});
     });
     const auto cell = [&](double ms) {
@@ -160,7 +173,16 @@ int main(int argc, char** argv) {
   harness.add_count("--depth", c.depth, {.full = 17, .quick = 4}, "convolutions (first and last layer included)", 2);
   harness.add_flag("--f64", f64, "float64 instead of float32");
   harness.add_flag("--no-layers", no_layers, "skip the per-layer table");
+  std::string device = "cpu";
+  harness.add_choice("--device", device, {"cpu", "cuda"}, "where the step runs (cuda: cuda:0)");
   harness.parse(argc, argv);
+  if (device == "cuda") {
+    if (const std::string why = fpi::bench::cuda_unavailable_reason(); !why.empty()) {
+      std::fprintf(stderr, "bench_conv_net: --device cuda: %s\n", why.c_str());
+      return harness.finish(1);
+    }
+    c.device = fpi::cuda(0);
+  }
   c.layer_repeat = harness.quick() ? 2 : 10;
   c.dtype = f64 ? fpi::kFloat64 : fpi::kFloat32;
   c.layers = !no_layers;
@@ -168,22 +190,24 @@ int main(int argc, char** argv) {
   fpi::Generator gen(1234);
   auto net = make_net(c, gen);
   const fpi::TensorOptions opts{.dtype = c.dtype};
-  const fpi::Tensor x = fpi::uniform({c.batch, 1, c.size, c.size}, 0, 1, opts, &gen);
-  const fpi::Tensor target = fpi::uniform({c.batch, 1, c.size, c.size}, 0, 1, opts, &gen);
+  const fpi::Tensor x = fpi::uniform({c.batch, 1, c.size, c.size}, 0, 1, opts, &gen).to(c.device);
+  const fpi::Tensor target = fpi::uniform({c.batch, 1, c.size, c.size}, 0, 1, opts, &gen).to(c.device);
 
-  std::printf("fpi conv net: batch %lld, 1x%lldx%lld, width %lld, %lld convs, %s; threads: %s\n",
+  std::printf("fpi conv net: batch %lld, 1x%lldx%lld, width %lld, %lld convs, %s, %s; threads: %s\n",
               static_cast<long long>(c.batch), static_cast<long long>(c.size), static_cast<long long>(c.size),
               static_cast<long long>(c.width), static_cast<long long>(c.depth), fpi::dtype_name(c.dtype),
-              harness.threads_description().c_str());
+              device.c_str(), harness.threads_description().c_str());
 
-  for (int i = 0; i < c.warmup; ++i) train_step(net, x, target);
-  fpi::reset_allocator_stats();
-  train_step(net, x, target);
-  const fpi::AllocatorStats stats = fpi::allocator_stats();
+  for (int i = 0; i < c.warmup; ++i) train_step(net, x, target, c.device);
+  fpi::reset_allocator_stats(c.device);
+  train_step(net, x, target, c.device);
+  const fpi::AllocatorStats stats = fpi::allocator_stats(c.device);
 
   std::vector<double> total, fwd, bwd, upd;
+  std::int64_t host_syncs = 0;
   for (int i = 0; i < c.repeat; ++i) {
-    const StepTimes t = train_step(net, x, target);
+    const StepTimes t = train_step(net, x, target, c.device);
+    host_syncs += t.host_syncs;
     total.push_back(t.total());
     fwd.push_back(t.forward);
     bwd.push_back(t.backward);
@@ -195,12 +219,15 @@ int main(int argc, char** argv) {
   std::printf("forward  %9.2f ms (with the loss)\n", median(fwd));
   std::printf("backward %9.2f ms\n", median(bwd));
   std::printf("update   %9.2f ms\n", median(upd));
+  const double syncs_per_step = static_cast<double>(host_syncs) / c.repeat;
+  std::printf("host syncs per step %.2f (besides one at the end of each phase)\n", syncs_per_step);
   std::printf("allocator after warm-up: %llu requests, %llu system allocations, peak %.1f MiB\n",
               static_cast<unsigned long long>(stats.requests),
               static_cast<unsigned long long>(stats.system_allocations),
               static_cast<double>(stats.peak_bytes_in_use) / (1 << 20));
   harness.value("step_ms_median", step.median);
   harness.value("step_ms_min", step.min);
+  harness.value("host_syncs_per_step", syncs_per_step);
   harness.value("forward_ms_median", median(fwd));
   harness.value("backward_ms_median", median(bwd));
   harness.value("update_ms_median", median(upd));

@@ -5,7 +5,10 @@ MSE loss, backward, plain SGD with zero_grad(set_to_none=True)), the same timing
 forward and backward separately) and the same per-layer primitive table.
 
 Run it with Debian's /usr/bin/python3 (the python3 first on PATH cannot see python3-torch). Threads:
---threads N calls torch.set_num_threads(N), which oneDNN's convolutions use.
+--threads N calls torch.set_num_threads(N), which oneDNN's convolutions use. --device cuda runs on cuda:0
+with TF32 off (fpi's cuDNN convolutions use FMA math in float32) and cuDNN's algorithm search on (fpi
+searches too); each phase then ends with a device synchronisation, as bench_conv_net's do, and the
+host synchronisations the step makes besides are counted as torch_fpi_step.py does.
 """
 import argparse
 import os
@@ -14,6 +17,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from torch_fpi_step import count_syncs, synchronize
 
 
 # Full and --quick defaults, as bench_conv_net has them; a value given on the command line wins over both.
@@ -32,6 +37,7 @@ def parse():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--f64", action="store_true")
     p.add_argument("--no-layers", action="store_true")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = p.parse_args()
     for name, (full, quick) in DEFAULTS.items():
         if getattr(a, name) is None:
@@ -56,45 +62,57 @@ def ms_since(t0):
 
 
 def train_step(net, opt, x, target):
+    synchronize(x.device)
     t0 = time.perf_counter()
     loss = F.mse_loss(net(x), target)
+    synchronize(x.device)
     fwd = ms_since(t0)
     t0 = time.perf_counter()
     loss.backward()
+    synchronize(x.device)
     bwd = ms_since(t0)
     t0 = time.perf_counter()
     opt.step()
     opt.zero_grad(set_to_none=True)
+    synchronize(x.device)
     return fwd, bwd, ms_since(t0)
 
 
-def median_ms(reps, fn):
+def plain_step(net, opt, x, target):
+    F.mse_loss(net(x), target).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def median_ms(reps, device, fn):
     fn()
     times = []
     for _ in range(reps):
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(ms_since(t0))
     return statistics.median(times)
 
 
-def time_layers(a, dtype):
+def time_layers(a, dtype, device):
     print(f"\nper-layer primitives (median of {a.layer_reps}, ms; GFLOP/s in brackets)")
     print(f"  {'layer':<14} {'count':>6} {'forward':>18} {'backward data':>18} {'backward filter':>18}")
     total = 0.0
     for cin, cout, count in ((1, a.width, 1), (a.width, a.width, a.depth - 2), (a.width, 1, 1)):
         if count == 0:
             continue
-        x = torch.rand(a.batch, cin, a.size, a.size, dtype=dtype) * 2 - 1
-        gy = torch.rand(a.batch, cout, a.size, a.size, dtype=dtype) * 2 - 1
-        w = torch.rand(cout, cin, 3, 3, dtype=dtype) * 2 - 1
+        x = (torch.rand(a.batch, cin, a.size, a.size, dtype=dtype) * 2 - 1).to(device)
+        gy = (torch.rand(a.batch, cout, a.size, a.size, dtype=dtype) * 2 - 1).to(device)
+        w = (torch.rand(cout, cin, 3, 3, dtype=dtype) * 2 - 1).to(device)
         flop = 2.0 * a.batch * cout * cin * 9 * a.size * a.size
         conv_backward = lambda mask: torch.ops.aten.convolution_backward(
             gy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)
         with torch.no_grad():
-            fwd = median_ms(a.layer_reps, lambda: F.conv2d(x, w, padding=1))
-            bwd_data = median_ms(a.layer_reps, lambda: conv_backward([True, False, False]))
-            bwd_filter = median_ms(a.layer_reps, lambda: conv_backward([False, True, False]))
+            fwd = median_ms(a.layer_reps, device, lambda: F.conv2d(x, w, padding=1))
+            bwd_data = median_ms(a.layer_reps, device, lambda: conv_backward([True, False, False]))
+            bwd_filter = median_ms(a.layer_reps, device, lambda: conv_backward([False, True, False]))
         cell = lambda ms: f"{ms:8.3f} ({flop / ms * 1e-6:5.1f})"
         print(f"  {f'{cin}->{cout}':<14} {count:>6} {cell(fwd):>18} {cell(bwd_data):>18} {cell(bwd_filter):>18}")
         # The first layer's input needs no gradient, so its backward-data pass never runs in a step.
@@ -105,12 +123,18 @@ def time_layers(a, dtype):
 def main():
     a = parse()
     torch.set_num_threads(a.threads)
+    device = torch.device("cuda:0" if a.device == "cuda" else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("torch_conv_net: --device cuda, but this PyTorch sees no usable GPU")
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
     torch.manual_seed(1234)
     dtype = torch.float64 if a.f64 else torch.float32
-    net = make_net(a).to(dtype)
+    net = make_net(a).to(dtype).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3)
-    x = torch.rand(a.batch, 1, a.size, a.size, dtype=dtype)
-    target = torch.rand(a.batch, 1, a.size, a.size, dtype=dtype)
+    x = torch.rand(a.batch, 1, a.size, a.size, dtype=dtype).to(device)
+    target = torch.rand(a.batch, 1, a.size, a.size, dtype=dtype).to(device)
     print(f"torch {torch.__version__} conv net: batch {a.batch}, 1x{a.size}x{a.size}, width {a.width}, "
           f"{a.depth} convs, {dtype}; threads {torch.get_num_threads()} "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')} "
@@ -123,8 +147,11 @@ def main():
     print(f"forward  {statistics.median(t[0] for t in times):9.2f} ms (with the loss)")
     print(f"backward {statistics.median(t[1] for t in times):9.2f} ms")
     print(f"update   {statistics.median(t[2] for t in times):9.2f} ms")
+    # The count runs without the phase ends' synchronisations, which are the benchmark's, not the step's.
+    syncs = count_syncs(lambda: plain_step(net, opt, x, target), 3, device)
+    print(f"host syncs per step {syncs:.2f} (besides one at the end of each phase)")
     if not a.no_layers:
-        time_layers(a, dtype)
+        time_layers(a, dtype, device)
 
 
 if __name__ == "__main__":
