@@ -166,13 +166,16 @@ class FixedPointLayer(torch.nn.Module):
 
     def reset_stats(self):
         self.calls = 0
-        self.iteration_sums = [0, 0]  # forward, backward: summed per-sample means, device tensors
-        self.iteration_max = [0, 0]
+        # Forward, backward: the per-sample means summed over calls, and the maximum; device tensors once
+        # recorded, so that keeping them makes the host wait for nothing.
+        self.iteration_sums = [0, 0]
+        self.iteration_max = [None, None]
 
     def record(self, which, iterations):
         self.iteration_sums[which] = self.iteration_sums[which] + iterations.double().mean()
-        self.iteration_max[which] = torch.maximum(torch.as_tensor(self.iteration_max[which], device=iterations.device),
-                                                  iterations.max())
+        most = iterations.max()
+        previous = self.iteration_max[which]
+        self.iteration_max[which] = most if previous is None else torch.maximum(previous, most)
 
     def g_rows(self, z):
         """g on flat rows (k, d) of the samples `rows` (all of them: z as it is)."""
@@ -344,7 +347,7 @@ def run_case(name, args, device):
         per_step.append((time.perf_counter() - start) / args.steps)
     calls = layer.calls
     fwd, bwd = (float(s) / calls for s in layer.iteration_sums)
-    fwd_max, bwd_max = (int(m) for m in layer.iteration_max)
+    fwd_max, bwd_max = (int(m) if m is not None else 0 for m in layer.iteration_max)
     loss = last["loss"].item()
     syncs = count_syncs(step, args.sync_steps, device)
     return statistics.median(per_step) * 1e3, min(per_step) * 1e3, fwd, fwd_max, bwd, bwd_max, syncs, loss
