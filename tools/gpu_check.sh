@@ -127,10 +127,8 @@ command -v ninja >/dev/null 2>&1 || generator=(-G "Unix Makefiles")
 build_start=$SECONDS
 if [[ "$DRY_RUN" == 1 ]]; then
   built=1
-  for target in "${FIRST_TARGETS[@]}"; do
-    name=$target
-    [[ $target == fpi_cli ]] && name=fpi
-    [[ -x "$BUILD/bin/$name" ]] || { say "dry run: $BUILD/bin/$name is missing; build it first"; built=0; failed=1; }
+  for program in tests/fpi_tests bin/fpi bin/bench_fpi_step bin/bench_mlp_step bin/bench_conv_net; do
+    [[ -x "$BUILD/$program" ]] || { say "dry run: $BUILD/$program is missing; build it first"; built=0; failed=1; }
   done
   row "build" "dry run: not built, the programs of $BUILD used"
 elif run_stage "configure" 90 "$LOGS/build.log" \
@@ -157,13 +155,18 @@ test_row() {
   echo "$skipped"
 }
 
+# gtest's totals ("passed 150 tests; skipped 8 tests") from its output, ctest's "N: " prefixes allowed.
+gtest_counts() {
+  sed -nE 's/^([0-9]+: )?\[  (PASSED|FAILED|SKIPPED) +\] ([0-9]+ tests?).*/\L\2\E \3/p' | paste -sd';' -
+}
+
 if ((built)); then
   "$BUILD/bin/fpi" info 2>&1 | tee -a "$LOGS/env.log" | sed 's/^/  /'
   run_stage "CUDA tests (ctest -R Cuda)" 120 "$LOGS/ctest_cuda.log" \
     ctest --test-dir "$BUILD" -R Cuda --verbose --no-tests=error --timeout 120 -j 8
   status=$?
   skipped="$(test_row "CUDA tests" "$LOGS/ctest_cuda.log" $status | tail -1)"
-  gtest_counts="$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\]' "$LOGS/ctest_cuda.log" | grep -v 'listed below' | tr -s ' ' | paste -sd';' -)"
+  gtest_counts="$(gtest_counts <"$LOGS/ctest_cuda.log")"
   [[ -n "$gtest_counts" ]] && row "CUDA tests" "gtest: $gtest_counts"
   if [[ "$DRY_RUN" != 1 ]] && ((status != 0 || skipped != 0)); then failed=1; fi
 fi
@@ -277,12 +280,12 @@ sanitize() {
   mark=$(wc -l <"$SAN_LOG")
   run_stage "compute-sanitizer --tool $tool" "$limit" "$SAN_LOG" \
     compute-sanitizer --tool "$tool" --error-exitcode 3 --print-limit 20 \
-    "$BUILD/bin/fpi_tests" --gtest_filter="$filter" --gtest_brief=1
+    "$BUILD/tests/fpi_tests" --gtest_filter="$filter" --gtest_brief=1
   status=$?
   local out
   out="$(tail -n +"$((mark + 1))" "$SAN_LOG")"
   summary="$(grep -oE '(ERROR|RACECHECK) SUMMARY: .*' <<<"$out" | tail -1)"
-  tests="$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\]' <<<"$out" | grep -v 'listed below' | tr -s ' ' | paste -sd';' -)"
+  tests="$(gtest_counts <<<"$out")"
   if ((status == 125)); then
     row "$tool" "skipped, out of time"
   elif grep -qiE 'device not supported|unable to find injection|not supported on this' <<<"$out"; then

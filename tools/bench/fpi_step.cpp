@@ -19,7 +19,8 @@
 // so the PyTorch twin starts from the same weights on the same data (tools/bench/compare_fpi_step.sh).
 //
 //   build/bin/bench_fpi_step [--quick] [--device cpu|cuda] [--case all|bibtex40|bibtex1024|denoise64]
-//                            [--repeat N] [--steps N] [--warmup N] [--save DIR] [--threads N] [--json FILE]
+//                            [--repeat N] [--steps N] [--warmup N] [--save DIR] [--set KEY=VALUE] [--threads N]
+//                            [--json FILE]
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -62,7 +63,7 @@ const std::vector<Case>& cases() {
 
 struct Settings {
   int warmup = 0, repeat = 0, steps = 0;
-  std::string device = "cpu", only = "all", save;
+  std::string device = "cpu", only = "all", save, set;
 };
 
 struct Result {
@@ -123,6 +124,7 @@ Result run_case(const Case& c, const Settings& s) {
   const std::string data = std::string(FPI_SOURCE_DIR) + "/data/" + (c.name.starts_with("bibtex") ? "bibtex" : "denoising");
   std::vector<std::string> overrides{"train.batch_size=" + std::to_string(c.batch), "data.dir=" + data};
   overrides.insert(overrides.end(), c.overrides.begin(), c.overrides.end());
+  if (!s.set.empty()) overrides.push_back(s.set);
   train::RunConfig config = train::load_config(models + c.config, overrides);
   config.device = s.device;
   train::Experiment experiment(std::move(config));
@@ -202,6 +204,8 @@ int main(int argc, char** argv) {
   for (const Case& c : cases()) choices.push_back(c.name);
   harness.add_choice("--case", s.only, choices, "the case to run");
   harness.add_text("--save", s.save, "DIR", "write each case's batch, initial weights and settings to DIR/CASE/");
+  harness.add_text("--set", s.set, "KEY=VALUE",
+                   "one config override for every case, as fpi train --set (model.layers[0].forward.tolerance=1e-5)");
   harness.parse(argc, argv);
 
   std::printf("fpi FPI_NN training step, float32, device %s; threads: %s\n", s.device.c_str(),
