@@ -107,6 +107,10 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
   // Per threshold of the grid, the sum over samples of their F1: summed like every other metric, so the
   // choice over sharded batches is the choice over the whole split.
   std::vector<double> grid_sums(grid.size(), 0.0);
+  // A tuned threshold's F1 is reported beside the F1 at 0.5, the authors' rule (torch.round), so one run
+  // gives the paper's protocol and the tuned one.
+  const bool report_half = has_f1 && config_.eval.tune_threshold;
+  double half_sum = 0.0;
   std::map<std::string, double> sums;
   std::int64_t samples = 0;
   SolveAccumulators fixed_point(*model_);
@@ -139,18 +143,20 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
         sums["epe"] += data::average_epe(prediction, target) * static_cast<double>(n);
       }
     }
+    if (report_half) half_sum += data::example_f1(prediction, target, 0.5) * static_cast<double>(n);
     if (outputs) outputs(batch, prediction);
   }
   if (was_training) model_->train();
   // Sums and counts are added up, never averages of averages: F1, PSNR and EPE are per-sample means.
   if (ranks > 1) {
-    std::vector<double> totals = {static_cast<double>(samples), sums["loss"]};
+    std::vector<double> totals = {static_cast<double>(samples), sums["loss"], half_sum};
     for (const std::string& metric : config_.metrics) totals.push_back(sums[metric]);
     totals.insert(totals.end(), grid_sums.begin(), grid_sums.end());
     communicator->all_reduce(std::span<double>(totals));
     samples = static_cast<std::int64_t>(totals[0]);
     sums["loss"] = totals[1];
-    for (std::size_t i = 0; i < config_.metrics.size(); ++i) sums[config_.metrics[i]] = totals[2 + i];
+    half_sum = totals[2];
+    for (std::size_t i = 0; i < config_.metrics.size(); ++i) sums[config_.metrics[i]] = totals[3 + i];
     std::copy(totals.end() - static_cast<std::ptrdiff_t>(grid_sums.size()), totals.end(), grid_sums.begin());
     reduce_over_ranks(fixed_point, *communicator);
   }
@@ -168,7 +174,10 @@ EvalResult Experiment::evaluate(const std::string& split_name, std::int64_t batc
   }
   for (const std::string& metric : config_.metrics)
     if (metric != "loss") result.metrics.emplace_back(metric, sums[metric] / static_cast<double>(samples));
-  if (has_f1 && config_.eval.tune_threshold) result.metrics.emplace_back("f1_threshold", *f1_threshold_);
+  if (report_half) {
+    result.metrics.emplace_back("f1_threshold", *f1_threshold_);
+    result.metrics.emplace_back("f1_at_0.5", half_sum / static_cast<double>(samples));
+  }
   result.fixed_point = fixed_point.summaries();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

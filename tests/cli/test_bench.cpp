@@ -103,6 +103,24 @@ TEST_F(BenchCliTest, QuickToyAndBibtexWriteEveryFileAndRow) {
     if (row["metric"] == "f1") {
       EXPECT_GE(best_test, 0.0);
       EXPECT_LE(best_test, 1.0);
+      // The Bibtex configs tune the threshold on validation; the F1 at 0.5 (the authors' rule) is kept
+      // beside it for the paper's own protocol, and every threshold is one of SPEN's grid.
+      EXPECT_EQ(row["threshold"], "tune");
+      const double threshold = row["clean_protocol"]["threshold"].get<double>();
+      EXPECT_TRUE(threshold >= 0.0 && threshold <= 0.75) << threshold;
+      const json& half = row["f1_at_0.5"];
+      ASSERT_TRUE(half.is_object());
+      EXPECT_GE(half["paper_protocol"]["test"].get<double>(), half["clean_protocol"]["test"].get<double>());
+      EXPECT_LE(half["paper_protocol"]["test"].get<double>(), 1.0);
+      EXPECT_GE(half["clean_protocol"]["validation"].get<double>(), 0.0);
+      for (const json& epoch : row["curve"]) {
+        EXPECT_TRUE(epoch["threshold"].is_number());
+        EXPECT_TRUE(epoch["test_f1_at_0.5"].is_number());
+        // The tuned threshold is the validation split's best, so it does at least as well there as 0.5.
+        EXPECT_GE(epoch["validation"].get<double>(), epoch["validation_f1_at_0.5"].get<double>());
+      }
+    } else {
+      EXPECT_TRUE(row["f1_at_0.5"].is_null());
     }
     EXPECT_TRUE(fs::exists(out_ / row["run_dir"].get<std::string>() / "metrics.jsonl"));
     if (expected[i].fixed_point) {
@@ -119,7 +137,14 @@ TEST_F(BenchCliTest, QuickToyAndBibtexWriteEveryFileAndRow) {
   const std::string tables = fpi::io::read_file((out_ / "tables.md").string());
   for (const auto& row : expected)
     EXPECT_NE(tables.find(std::string("| ") + row.model + " |"), std::string::npos) << row.model;
-  EXPECT_NE(tables.find("| DVN (paper) | - | - | 42.9 / 44.7 |"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("| model | paper protocol, 0.5 | paper protocol, tuned | clean | clean: epoch, threshold | "
+                        "clean at 0.5 | paper |"),
+            std::string::npos)
+      << tables;
+  EXPECT_NE(tables.find("| DVN (paper) | - | - | - | - | - | 42.9 / 44.7 |"), std::string::npos) << tables;
+  // Each measured Bibtex row fills every column: both thresholds, both protocols, the clean choice.
+  const std::regex measured(R"(\| FPI_NN \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| 1, [0-9.]+ \| [0-9.]+ \| 43\.4 \|)");
+  EXPECT_TRUE(std::regex_search(tables, measured)) << tables;
 
   std::istringstream csv(fpi::io::read_file((out_ / "toy.csv").string()));
   std::string header, line;

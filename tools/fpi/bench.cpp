@@ -259,6 +259,7 @@ RunResult run_one(const BenchArgs& args, const fs::path& out, const Run& run) {
   result.run = run;
   result.metric = config.eval.metric;
   result.mode = config.eval.mode;
+  if (!config.eval.tune_threshold) result.threshold = config.eval.threshold;
   result.parameters = count_parameters(config);
 
   fpi::train::TrainOptions options;

@@ -35,6 +35,9 @@ struct EpochRecord {
   std::int64_t epoch = 0;
   double train_loss = 0.0;
   std::optional<double> validation_loss, test_loss, validation_metric, test_metric;
+  // F1 runs: the threshold the validation split chose ("tune"), and the F1 at 0.5, the authors' rule
+  // (reported beside a tuned F1, or the F1 itself at a fixed threshold of 0.5).
+  std::optional<double> threshold, validation_f1_half, test_f1_half;
   bool best = false;
   double seconds = 0.0;
 };
@@ -53,6 +56,7 @@ struct Solve {
 struct RunResult {
   Run run;
   std::string metric, mode;  // the config's eval.metric and its direction
+  std::optional<double> threshold;  // the config's eval.threshold; empty for "tune"
   std::string device;        // where it trained ("cpu", "cuda:0")
   std::vector<EpochRecord> epochs;
   std::int64_t parameters = 0;
@@ -62,12 +66,17 @@ struct RunResult {
   std::vector<std::string> images;                         // relative to OUT
 };
 
-// Fills result.epochs and result.solves from a run's metrics.jsonl (result.metric must be set).
+// Fills result.epochs and result.solves from a run's metrics.jsonl (result.metric and result.threshold must
+// be set).
 void read_metrics(const std::filesystem::path& path, RunResult& result);
-// The clean protocol's epoch: the last one the trainer marked best on the validation split.
+// The clean protocol's epoch: the last one the trainer marked best on the validation split (with eval.threshold
+// "tune", on the F1 at the threshold that split chose, so epoch and threshold both come from validation).
 const EpochRecord& clean_epoch(const RunResult& r);
 // The paper's protocol: the best test number over all epochs.
 const EpochRecord& paper_epoch(const RunResult& r);
+// The same two protocols on the F1 at 0.5 (the authors' rule); null for a run without that F1.
+const EpochRecord* clean_epoch_at_half(const RunResult& r);
+const EpochRecord* paper_epoch_at_half(const RunResult& r);
 // The run's row of results.json.
 nlohmann::ordered_json result_json(const RunResult& r);
 
