@@ -1,6 +1,7 @@
 // eval.threshold "tune" end to end on Bibtex with a small dense model: the threshold an evaluation of the
 // validation split chooses is the grid's argmax of the F1 of that split's outputs, other splits reuse it,
-// every checkpoint keeps its epoch's choice, and `fpi eval RUN --split test` evaluates at that choice.
+// every checkpoint keeps its epoch's choice, and `fpi eval RUN --split test` evaluates at that choice; the F1 at
+// 0.5 (the authors' rule) is reported beside the tuned one.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -102,12 +103,16 @@ TEST_F(F1ThresholdTest, ValidationChoosesTheGridArgmaxAndEveryCheckpointKeepsIt)
   // A real choice: the trained model's best threshold is not 0.5, and it is better there than at 0.5.
   EXPECT_NE(expected.threshold, 0.5);
   EXPECT_GT(expected.f1, data::example_f1(validation.all_scores(), validation.all_targets(), 0.5));
+  // The F1 at 0.5, the authors' rule, is reported beside the tuned one for the paper's protocol.
+  EXPECT_NEAR(tuned.metric("f1_at_0.5"), data::example_f1(validation.all_scores(), validation.all_targets(), 0.5),
+              1e-12);
 
   SplitOutputs test;
   const EvalResult on_test = evaluate_keeping_outputs(experiment, "test", test);
   EXPECT_EQ(on_test.metric("f1_threshold"), expected.threshold);
   EXPECT_NEAR(on_test.metric("f1"), data::example_f1(test.all_scores(), test.all_targets(), expected.threshold),
               1e-12);
+  EXPECT_NEAR(on_test.metric("f1_at_0.5"), data::example_f1(test.all_scores(), test.all_targets(), 0.5), 1e-12);
 
   // A kept threshold is used on validation too; a threshold outside [0, 1] is refused.
   experiment.set_f1_threshold(0.5, true);
@@ -133,6 +138,7 @@ TEST_F(F1ThresholdTest, AFixedThresholdIsUsedOnEverySplitAndNotRecorded) {
     const EvalResult result = evaluate_keeping_outputs(experiment, split, outputs);
     EXPECT_NEAR(result.metric("f1"), data::example_f1(outputs.all_scores(), outputs.all_targets(), 0.3), 1e-12);
     EXPECT_THROW(result.metric("f1_threshold"), Error);
+    EXPECT_THROW(result.metric("f1_at_0.5"), Error) << "f1 is the F1 at the fixed threshold";
   }
 }
 
