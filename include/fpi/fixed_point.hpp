@@ -66,6 +66,15 @@ struct SolverOptions {
   // 100 converged 63 of 64 samples against Anderson's 57 alone, with a third of its iterations. The
   // unrolled backward's recorded loop has no chain: it records plain damped iterations.
   int stall_window = 100;
+  // How many iterations pass between the host's reads of the solve's per-sample state (one small
+  // table), where it drops the samples that finished from the batch; between reads the whole loop is
+  // device work and a finished sample is frozen (masked) at its iteration, so iteration counts, outputs
+  // and gradients are the same for every value. 0 (the default) is automatic: 1 where the host reads
+  // the data for free (the CPU), 8 on a GPU, where each read waits for the device's queue to drain: a
+  // solve of I iterations then waits about I/8 + 1 times instead of I times, for at most 7 iterations
+  // of masked rows after the last sample has finished. A non-finite map value raises its error (naming
+  // its iteration and sample) at the next read, not at once.
+  int check_every = 0;
 };
 
 enum class FixedPointBackward {

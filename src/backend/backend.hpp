@@ -12,6 +12,7 @@
 
 #include "backend/allocator.hpp"
 #include "backend/op_codes.hpp"
+#include "backend/solver_rows.hpp"
 #include "fpi/tensor.hpp"
 #include "fpi/update_steps.hpp"
 
@@ -83,6 +84,21 @@ class Backend {
                            const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const AdamStep& step) = 0;
   virtual void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                           const SgdStep& step) = 0;
+
+  // The fixed-point solver's primitives (backend/solver_rows.hpp), so its loop runs on the data's device.
+  // One iteration's bookkeeping for every row: `state` a contiguous float64 (rows, SolverColumn::Count)
+  // tensor, updated in place; `norms` a contiguous float64 (rows, NormColumn::Count) one.
+  virtual void solver_rows_step(const Tensor& state, const Tensor& norms, const SolverControl& control) = 0;
+  // Anderson's weights for every row: `gram` a contiguous float64 (rows, h, h) tensor (overwritten),
+  // `weights` a contiguous float64 (rows, h) one (written), `state` as above (its Ridge and Picard read,
+  // its SingularStreak updated); `latest` is the history slot of the newest iterate.
+  virtual void anderson_weights(const Tensor& gram, const Tensor& weights, const Tensor& state, int latest) = 0;
+  // dst[r] = src[r] for every row r where mask[r] != 0: dst and src contiguous (rows, n) tensors of one
+  // dtype, mask a float64 (rows) view of any stride (a column of the solver's state).
+  virtual void copy_rows_where(const Tensor& dst, const Tensor& src, const Tensor& mask) = 0;
+  // Whether reading a small tensor on the host costs no more than computing it: true where the data
+  // already lives in host memory, false where a read waits for the device's queue to drain.
+  virtual bool host_reads_are_free() const { return true; }
 
   // Waits until queued work on the device is done (a no-op on the CPU).
   virtual void synchronize() {}

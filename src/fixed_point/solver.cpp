@@ -12,8 +12,12 @@
 #include <limits>
 
 #include "fpi/ops.hpp"
+#include "ops/solver_rows.hpp"
 
 namespace fpi::fixed_point_detail {
+
+using ops::SolverColumn;
+
 namespace {
 
 std::vector<std::pair<std::int64_t, std::int64_t>> runs(const Rows& rows) {
@@ -25,42 +29,6 @@ std::vector<std::pair<std::int64_t, std::int64_t>> runs(const Rows& rows) {
     i = j;
   }
   return out;
-}
-
-// α = w / Σw with (H + λ I) w = 1, H symmetric positive semi-definite of size h. Gaussian
-// elimination with partial pivoting; an empty result means the system was numerically singular.
-std::vector<double> anderson_weights(std::vector<double> H, int h, double ridge) {
-  double trace = 0.0;
-  for (int i = 0; i < h; ++i) trace += H[i * h + i];
-  const double shift = ridge * std::max(trace / h, std::numeric_limits<double>::min());
-  for (int i = 0; i < h; ++i) H[i * h + i] += shift;
-  std::vector<double> w(h, 1.0);
-  for (int col = 0; col < h; ++col) {
-    int pivot = col;
-    for (int r = col + 1; r < h; ++r)
-      if (std::abs(H[r * h + col]) > std::abs(H[pivot * h + col])) pivot = r;
-    if (!(std::abs(H[pivot * h + col]) > 0.0)) return {};
-    if (pivot != col) {
-      for (int c = 0; c < h; ++c) std::swap(H[col * h + c], H[pivot * h + c]);
-      std::swap(w[col], w[pivot]);
-    }
-    for (int r = col + 1; r < h; ++r) {
-      const double factor = H[r * h + col] / H[col * h + col];
-      for (int c = col; c < h; ++c) H[r * h + c] -= factor * H[col * h + c];
-      w[r] -= factor * w[col];
-    }
-  }
-  for (int r = h - 1; r >= 0; --r) {
-    for (int c = r + 1; c < h; ++c) w[r] -= H[r * h + c] * w[c];
-    w[r] /= H[r * h + r];
-  }
-  double total = 0.0;
-  for (double v : w) total += v;
-  if (!std::isfinite(total) || std::abs(total) < 1e-300) return {};
-  for (double& v : w) v /= total;
-  for (double v : w)
-    if (!std::isfinite(v)) return {};
-  return w;
 }
 
 // The last `history` iterates and map values of every active sample, as ring buffers (k, m, n).
@@ -80,52 +48,19 @@ class AndersonHistory {
     count_ = std::min(count_ + 1, capacity_);
   }
 
-  // How one row steps when the rows do not all step alike (the fallback chain): its ridge, its β,
-  // and whether it takes a damped Picard step (the latest value alone) instead of Anderson's.
-  struct RowMix {
-    double ridge;
-    double beta;
-    bool picard;
-  };
-
-  // `mix` empty: every row takes Anderson's step with `beta` and `ridge`. `singular` receives, per row,
-  // whether its small system was singular.
-  Tensor step(const Tensor& x, const Tensor& f, double beta, double ridge, const std::vector<RowMix>& mix,
-              std::vector<char>& singular) const {
+  // The next iterate of every row: Σ α_i (β g_i + (1 − β) x_i) with each row's β, ridge and stage from
+  // `state` (SolverColumn), its small system solved on the device; a row whose system is singular, or
+  // that is in the damped Picard stage, takes the latest value alone.
+  Tensor step(const Tensor& x, const Tensor& f, const Tensor& state) const {
     const std::int64_t k = x.size(0);
-    singular.assign(k, 0);
-    Tensor betas;
-    if (!mix.empty()) {
-      std::vector<double> row_beta(k);
-      for (std::int64_t r = 0; r < k; ++r) row_beta[r] = mix[r].beta;
-      betas = from_vector(row_beta, Shape{k, 1}, x.options());
-    }
-    if (count_ < 2) return mix.empty() ? x + f * beta : x + f * betas;
+    const Tensor beta = column(state, SolverColumn::Beta, x.dtype());
+    if (count_ < 2) return x + f * beta;
     const Tensor xs = xs_.slice(1, 0, count_), gs = gs_.slice(1, 0, count_);
     const Tensor fs = gs - xs;
-    const auto gram = matmul(fs, fs.transpose(1, 2)).to_vector<double>();
-    std::vector<double> alpha(k * count_);
-    for (std::int64_t r = 0; r < k; ++r) {
-      std::vector<double> w;
-      if (mix.empty() || !mix[r].picard) {
-        const std::vector<double> block(gram.begin() + r * count_ * count_,
-                                        gram.begin() + (r + 1) * count_ * count_);
-        w = anderson_weights(block, count_, mix.empty() ? ridge : mix[r].ridge);
-        singular[r] = w.empty();
-      }
-      if (w.empty()) {
-        // A singular system (e.g. repeated iterates), or a damped Picard row: the latest value alone.
-        w.assign(count_, 0.0);
-        w[latest_] = 1.0;
-      }
-      std::copy(w.begin(), w.end(), alpha.begin() + r * count_);
-    }
-    const Tensor weights = from_vector(alpha, Shape{k, 1, count_}, x.options());
-    Tensor mixed;
-    if (!mix.empty())
-      mixed = gs * betas.unsqueeze(2) + xs * (1.0 - betas).unsqueeze(2);
-    else
-      mixed = beta == 1.0 ? gs : gs * beta + xs * (1.0 - beta);
+    const Tensor weights =
+        ops::anderson_weights(matmul(fs, fs.transpose(1, 2)), state, latest_).to(x.dtype()).reshape({k, 1, count_});
+    const Tensor one_minus_beta = column(state, SolverColumn::OneMinusBeta, x.dtype());
+    const Tensor mixed = gs * beta.unsqueeze(2) + xs * one_minus_beta.unsqueeze(2);
     return matmul(weights, mixed).reshape({k, x.size(1)});
   }
 
@@ -134,42 +69,16 @@ class AndersonHistory {
     gs_ = take_rows(gs_, positions);
   }
 
+  // Column `c` of the row state as a (rows, 1) tensor of `dtype`.
+  static Tensor column(const Tensor& state, int c, DType dtype) {
+    return state.slice(1, c, c + 1).to(dtype).contiguous();
+  }
+
  private:
   int capacity_;
   int count_ = 0, next_ = 0, latest_ = 0;
   Tensor xs_, gs_;
 };
-
-// Iterates whose value two steps ago is this close (relative to the residual) are repeating.
-constexpr double kCycleRatio = 1e-3;
-constexpr int kCycleStreak = 3;
-constexpr double kMinimumDamping = 0.125;
-constexpr double kGrowthFactor = 4.0;
-
-// The fallback chain (SolverOptions::stall_window). A stage makes progress while its lowest residual
-// halves at least once per window.
-constexpr double kStallProgress = 0.5;
-constexpr int kSingularStreak = 3;
-// Each fallback stage's budget, in windows. Stages mostly end by stalling or converging well before
-// it; the budget is what bounds a stage whose residual keeps halving but never reaches the tolerance.
-constexpr int kStageBudgetWindows = 2;
-// The regularised stage's ridge: 10⁶ times the default, large enough that a nearly singular history
-// no longer produces wild extrapolations, small enough that the weights still minimise the residual.
-constexpr double kFallbackRidge = 1e-2;
-// The damped Picard stage starts at half the sample's damping; the Picard safeguards (halving on a
-// cycle or a growing residual) then apply, down to kFallbackMinimumDamping. On the tests' rotating
-// tanh map (window 50), starting at a quarter left 15 of 64 samples at their best iterate, a half 8.
-constexpr double kFallbackDampingFactor = 0.5;
-constexpr double kFallbackMinimumDamping = 1.0 / 32.0;
-
-// The stage after `stage` for a sample that stalled in it; a Picard solve has no Anderson stage.
-FallbackStage next_stage(FallbackStage stage, bool anderson) {
-  switch (stage) {
-    case FallbackStage::None: return anderson ? FallbackStage::RegularisedAnderson : FallbackStage::DampedPicard;
-    case FallbackStage::RegularisedAnderson: return FallbackStage::DampedPicard;
-    default: return FallbackStage::BestIterate;
-  }
-}
 
 }  // namespace
 
@@ -200,20 +109,62 @@ void validate(const SolverOptions& o, const std::string& where) {
   FPI_CHECK(o.anderson_ridge >= 0.0, where, ": anderson_ridge must be non-negative, got ", o.anderson_ridge);
   FPI_CHECK(std::isfinite(o.absolute_tolerance) && o.absolute_tolerance >= 0.0, where,
             ": absolute_tolerance must be a finite number >= 0 (0 = off), got ", o.absolute_tolerance);
+  FPI_CHECK(o.check_every >= 0, where, ": check_every must be 0 (automatic) or positive, got ", o.check_every);
   FPI_CHECK(o.stall_window >= 0, where, ": stall_window must be 0 (no fallback) or positive, got ", o.stall_window);
+}
+
+void raise_nonfinite(int iteration, std::int64_t sample, const std::string& what) {
+  fail(what, ": iteration ", iteration, " produced a non-finite value (NaN or Inf) in sample ", sample,
+       "; the map is diverging or its input holds NaN (check its Lipschitz constant, the learning rate and the data)");
 }
 
 ResidualTest test_residual(double f_norm, double x_norm, double gx_norm, int iteration, std::int64_t sample,
                            const SolverOptions& options, const std::string& what) {
-  FPI_CHECK(std::isfinite(f_norm) && std::isfinite(gx_norm), what, ": iteration ", iteration,
-            " produced a non-finite value (NaN or Inf) in sample ", sample,
-            "; the map is diverging or its input holds NaN (check its Lipschitz constant, the learning rate and "
-            "the data)");
+  if (!std::isfinite(f_norm) || !std::isfinite(gx_norm)) raise_nonfinite(iteration, sample, what);
   const double residual = f_norm / std::max({x_norm, gx_norm, std::numeric_limits<double>::min()});
   const bool absolute = options.absolute_tolerance > 0.0 && f_norm <= options.absolute_tolerance;
   return {residual, (residual < options.tolerance || absolute) && iteration >= options.min_iterations};
 }
 
+namespace {
+
+// The host's copy of the row state, read at a check.
+class HostRows {
+ public:
+  explicit HostRows(const Tensor& state) : values_(state.to_vector<double>()) {}
+  double at(std::int64_t row, int column) const { return values_[row * SolverColumn::Count + column]; }
+
+ private:
+  std::vector<double> values_;
+};
+
+// The row state of `samples` rows, each starting at its damping, on x0's device.
+Tensor initial_state(const Tensor& x0, const SolverOptions& options, const std::vector<double>& initial_damping) {
+  const std::int64_t samples = x0.size(0);
+  const TensorOptions f64{DType::Float64, x0.device()};
+  Tensor state = zeros({samples, SolverColumn::Count}, f64);
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  for (int c : {SolverColumn::Residual, SolverColumn::GrowthReference, SolverColumn::ProgressResidual,
+                SolverColumn::Lowest})
+    state.select(1, c).fill_(inf);
+  if (initial_damping.empty())
+    state.select(1, SolverColumn::Damping).fill_(options.damping);
+  else
+    state.select(1, SolverColumn::Damping).copy_(from_vector(initial_damping, Shape{samples}, f64));
+  return state;
+}
+
+}  // namespace
+
+int check_interval(const SolverOptions& options, Device device) {
+  if (options.check_every > 0) return options.check_every;
+  return ops::host_reads_are_free(device) ? 1 : kDeviceCheckEvery;
+}
+
+// Every iteration runs on the data's device: the map, the norms, one fused step of every row's
+// bookkeeping (ops::solver_rows_step_), masked row copies and Anderson's small solves. A row that
+// finishes is frozen (its iterate no longer moves and its output is set aside) until the next check,
+// where the host reads the row state once, records the finished rows and drops them from the batch.
 SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& options, const std::string& what,
                   const std::vector<double>& initial_damping) {
   NoGrad no_grad;
@@ -226,176 +177,109 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
   stats.residuals.assign(samples, std::numeric_limits<double>::infinity());
   stats.converged.assign(samples, 0);
   stats.cycled.assign(samples, 0);
+  stats.fallback_stage.assign(samples, FallbackStage::None);
+  FPI_CHECK(initial_damping.empty() || static_cast<std::int64_t>(initial_damping.size()) == samples, what, ": ",
+            initial_damping.size(), " damping values for ", samples, " samples");
   result.x = x0.detach().clone();
   result.damping = initial_damping.empty() ? std::vector<double>(samples, options.damping) : initial_damping;
-  FPI_CHECK(static_cast<std::int64_t>(result.damping.size()) == samples, what, ": ", result.damping.size(),
-            " damping values for ", samples, " samples");
+  if (samples == 0) return result;
 
-  // What the Picard safeguards and the fallback chain track for each active sample.
-  struct RowState {
-    std::int64_t sample;
-    int cycle_streak = 0;
-    double best_residual = std::numeric_limits<double>::infinity();  // the growth safeguard's reference
-    FallbackStage stage = FallbackStage::None;
-    int stage_start = 0;       // the iteration the current stage began
-    int progress_at = 0;       // the last iteration the lowest residual halved
-    double progress_residual = std::numeric_limits<double>::infinity();
-    double lowest = std::numeric_limits<double>::infinity();  // the lowest residual seen, any stage
-    int singular_streak = 0;
-  };
-  std::vector<RowState> rows;
-  for (std::int64_t i = 0; i < samples; ++i) rows.push_back({i});
-  const auto samples_of = [&rows](const Rows& positions) {
-    Rows out;
-    for (auto j : positions) out.push_back(rows[j].sample);
-    return out;
-  };
-  Tensor x = result.x.clone(), one_back, two_back;
   const bool anderson = options.solver == FixedPointSolver::Anderson;
+  const int window = options.stall_window;
+  const int check_every = check_interval(options, x0.device());
+  Rows active(samples);
+  for (std::int64_t i = 0; i < samples; ++i) active[i] = i;
+  Tensor state = initial_state(x0, options, initial_damping);
+  Tensor x = result.x.clone(), one_back, two_back;
+  // Each row's output once it has finished, and (with the fallback chain) its map value of lowest
+  // residual, what a row at the end of the chain returns.
+  Tensor out = empty_like(x), best;
+  if (window > 0) best = empty_like(x);
   std::unique_ptr<AndersonHistory> history;
   if (anderson) history = std::make_unique<AndersonHistory>(options.anderson_history, x);
-  const int window = options.stall_window;
-  stats.fallback_stage.assign(samples, FallbackStage::None);
-  // Each sample's map value of lowest residual, what a sample at the end of the chain returns.
-  Tensor best;
-  if (window > 0) best = empty_like(result.x);
-  bool chained = false;  // some active row has left stage None, so the rows no longer step alike
-  std::vector<char> singular;
+  ops::SolverControl control{.anderson = anderson,
+                             .damp_cycles = options.damp_cycles,
+                             .min_iterations = options.min_iterations,
+                             .stall_window = window,
+                             .tolerance = options.tolerance,
+                             .absolute_tolerance = options.absolute_tolerance,
+                             .damping = options.damping,
+                             .anderson_ridge = options.anderson_ridge};
 
-  for (int iteration = 1; iteration <= options.max_iterations && !rows.empty(); ++iteration) {
-    const std::int64_t k = static_cast<std::int64_t>(rows.size());
-    Rows active(k);
-    for (std::int64_t j = 0; j < k; ++j) active[j] = rows[j].sample;
-    const Tensor gx = map(x, active);
-    const Tensor f = gx - x;
-    std::vector<Tensor> norms{sum(square(f), {1}), sum(square(x), {1}), sum(square(gx), {1})};
-    if (two_back.defined()) norms.push_back(sum(square(x - two_back), {1}));
-    const auto host = concat(norms, 0).to_vector<double>();
-
-    Rows keep, done, improved, restart;
+  // Reads the row state: raises the first non-finite norm, records the finished rows and keeps the
+  // others. Returns whether any row is left.
+  const auto check = [&] {
+    const HostRows host(state);
+    const std::int64_t k = static_cast<std::int64_t>(active.size());
+    int error_iteration = 0;
+    std::int64_t error_sample = 0;
     for (std::int64_t j = 0; j < k; ++j) {
-      RowState& row = rows[j];
-      const double fn = std::sqrt(host[j]);
-      const auto [residual, converged] =
-          test_residual(fn, std::sqrt(host[k + j]), std::sqrt(host[2 * k + j]), iteration, row.sample, options, what);
-      stats.iterations[row.sample] = iteration;
-      stats.residuals[row.sample] = residual;
-      if (converged) {
-        stats.converged[row.sample] = 1;
-        done.push_back(j);
+      const int at = static_cast<int>(host.at(j, SolverColumn::ErrorIteration));
+      if (at > 0 && (error_iteration == 0 || at < error_iteration)) {
+        error_iteration = at;
+        error_sample = active[j];
+      }
+    }
+    if (error_iteration > 0) raise_nonfinite(error_iteration, error_sample, what);
+    Rows done, keep, done_samples, kept_samples;
+    for (std::int64_t j = 0; j < k; ++j) {
+      if (host.at(j, SolverColumn::Done) == 0.0) {
+        keep.push_back(j);
+        kept_samples.push_back(active[j]);
         continue;
       }
-      if (window > 0) {
-        if (residual < row.lowest) {
-          row.lowest = residual;
-          improved.push_back(j);
-        }
-        if (row.lowest < kStallProgress * row.progress_residual) {
-          row.progress_residual = row.lowest;
-          row.progress_at = iteration;
-        }
-        const bool stalled = iteration - row.progress_at >= window || row.singular_streak >= kSingularStreak;
-        const bool spent =
-            row.stage != FallbackStage::None && iteration - row.stage_start >= kStageBudgetWindows * window;
-        if (stalled || spent) {
-          row.stage = next_stage(row.stage, anderson);
-          stats.fallback_stage[row.sample] = row.stage;
-          chained = true;
-          if (row.stage == FallbackStage::BestIterate) {
-            stats.residuals[row.sample] = row.lowest;
-            done.push_back(j);
-            continue;
-          }
-          if (row.stage == FallbackStage::DampedPicard) {
-            result.damping[row.sample] =
-                std::max(result.damping[row.sample] * kFallbackDampingFactor, kFallbackMinimumDamping);
-          }
-          row.stage_start = row.progress_at = iteration;
-          row.progress_residual = row.lowest;
-          row.singular_streak = row.cycle_streak = 0;
-          row.best_residual = std::numeric_limits<double>::infinity();
-          restart.push_back(j);
-        }
-      }
-      keep.push_back(j);
-      double& damping = result.damping[row.sample];
-      const bool fallback_picard = row.stage == FallbackStage::DampedPicard;
-      const bool may_damp = fallback_picard || (!anderson && options.damp_cycles);
-      const double floor = fallback_picard ? kFallbackMinimumDamping : kMinimumDamping;
-      if (norms.size() == 4 && std::sqrt(host[3 * k + j]) <= kCycleRatio * fn) {
-        if (++row.cycle_streak >= kCycleStreak) {
-          stats.cycled[row.sample] = 1;
-          row.cycle_streak = 0;
-          if (may_damp) damping = std::max(damping * 0.5, floor);
-        }
-      } else {
-        row.cycle_streak = 0;
-      }
-      // A residual that keeps growing means a Jacobian eigenvalue beyond −1 (or 1): damping shrinks
-      // the step until the damped map contracts.
-      if (may_damp && residual > kGrowthFactor * row.best_residual) {
-        damping = std::max(damping * 0.5, floor);
-        row.best_residual = residual;
-      }
-      row.best_residual = std::min(row.best_residual, residual);
+      const std::int64_t sample = active[j];
+      stats.iterations[sample] = static_cast<int>(host.at(j, SolverColumn::Iterations));
+      stats.residuals[sample] = host.at(j, SolverColumn::Residual);
+      stats.converged[sample] = host.at(j, SolverColumn::Converged) != 0.0;
+      stats.cycled[sample] = host.at(j, SolverColumn::Cycled) != 0.0;
+      stats.fallback_stage[sample] = static_cast<FallbackStage>(static_cast<int>(host.at(j, SolverColumn::Stage)));
+      result.damping[sample] = host.at(j, SolverColumn::Damping);
+      done.push_back(j);
+      done_samples.push_back(sample);
     }
-    if (!improved.empty()) put_rows(best, samples_of(improved), take_rows(gx, improved));
+    if (done.empty()) return true;
+    put_rows(result.x, done_samples, take_rows(out, done));
+    if (keep.empty()) return false;
+    for (Tensor* t : {&x, &one_back, &two_back, &out, &best, &state})
+      if (t->defined()) *t = take_rows(*t, keep);
+    if (history) history->keep(keep);
+    active = std::move(kept_samples);
+    return true;
+  };
 
-    // Samples leave with their last map value, or, once they have fallen back, their best one.
-    const auto finish = [&](const Rows& positions) {
-      Rows latest, fallen;
-      for (auto j : positions) {
-        if (rows[j].stage == FallbackStage::None || stats.converged[rows[j].sample]) {
-          latest.push_back(j);
-        } else {
-          fallen.push_back(j);
-          stats.residuals[rows[j].sample] = rows[j].lowest;
-        }
-      }
-      if (!latest.empty()) put_rows(result.x, samples_of(latest), take_rows(gx, latest));
-      if (!fallen.empty()) put_rows(result.x, samples_of(fallen), take_rows(best, samples_of(fallen)));
-    };
-    if (!done.empty()) finish(done);
-    if (iteration == options.max_iterations || keep.empty()) {
-      if (!keep.empty()) finish(keep);
+  for (int iteration = 1;; ++iteration) {
+    const Tensor gx = map(x, active);
+    const Tensor f = gx - x;
+    const Tensor cycle = two_back.defined() ? sum(square(x - two_back), {1}) : zeros({x.size(0)}, x.options());
+    const Tensor norms = stack({sum(square(f), {1}), sum(square(x), {1}), sum(square(gx), {1}), cycle}, 1);
+    control.iteration = iteration;
+    control.last = iteration == options.max_iterations;
+    control.has_two_back = two_back.defined();
+    ops::solver_rows_step_(state, norms.to(DType::Float64).contiguous(), control);
+    if (window > 0) ops::copy_rows_where_(best, gx, state, SolverColumn::Improved);
+    ops::copy_rows_where_(out, gx, state, SolverColumn::TakeLatest);
+    if (window > 0) ops::copy_rows_where_(out, best, state, SolverColumn::TakeBest);
+    if (control.last) {
+      check();
       break;
     }
 
     Tensor next;
     if (anderson) {
       history->push(x, gx);
-      std::vector<AndersonHistory::RowMix> mix;
-      if (chained) {
-        for (const RowState& row : rows)
-          mix.push_back({row.stage == FallbackStage::None ? options.anderson_ridge
-                                                          : std::max(options.anderson_ridge, kFallbackRidge),
-                         row.stage == FallbackStage::DampedPicard ? result.damping[row.sample] : options.damping,
-                         row.stage == FallbackStage::DampedPicard});
-      }
-      next = history->step(x, f, options.damping, options.anderson_ridge, mix, singular);
-      for (std::int64_t j = 0; j < k; ++j) rows[j].singular_streak = singular[j] ? rows[j].singular_streak + 1 : 0;
+      next = history->step(x, f, state);
     } else {
-      std::vector<double> beta(k);
-      for (std::int64_t j = 0; j < k; ++j) beta[j] = result.damping[rows[j].sample];
-      next = x + f * from_vector(beta, Shape{k, 1}, x.options());
+      next = x + f * AndersonHistory::column(state, SolverColumn::Beta, x.dtype());
     }
-    // A sample entering a fallback stage starts it from its best iterate, not from where it stalled.
-    if (!restart.empty()) put_rows(next, restart, take_rows(best, samples_of(restart)));
-
-    // The iterates one and two steps back, for cycle detection, restricted to the rows that go on.
-    Tensor previous = x, before_previous = one_back;
-    if (!done.empty()) {
-      next = take_rows(next, keep);
-      if (history) history->keep(keep);
-      previous = take_rows(previous, keep);
-      if (before_previous.defined()) before_previous = take_rows(before_previous, keep);
-      std::vector<RowState> kept;
-      for (auto j : keep) kept.push_back(rows[j]);
-      rows = std::move(kept);
-    }
-    two_back = before_previous;
-    one_back = previous;
+    // A row entering a fallback stage starts it from its best iterate, not from where it stalled; a
+    // finished row stays where it was, so its map value stays finite until the host drops it.
+    if (window > 0) ops::copy_rows_where_(next, best, state, SolverColumn::Restart);
+    ops::copy_rows_where_(next, x, state, SolverColumn::Done);
+    two_back = one_back;
+    one_back = x;
     x = next;
+    if (iteration % check_every == 0 && !check()) break;
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;

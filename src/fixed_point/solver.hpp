@@ -1,6 +1,8 @@
 // The iteration engine shared by the forward FPI and the backward FPI: per-sample stopping,
 // Picard (damped) and Anderson steps, cycle detection. It works on a state of shape (S, n), one row
-// per sample, and keeps only the active rows as it goes, so the map is evaluated on them alone.
+// per sample, on the data's device: every iteration is device work alone, and the host reads one small
+// table of per-sample state every SolverOptions::check_every iterations, when it drops the samples that
+// finished from the batch. Between checks a finished sample is frozen (masked), not removed.
 #pragma once
 
 #include <functional>
@@ -38,6 +40,15 @@ struct ResidualTest {
   double residual;
   bool converged;
 };
+// Throws the error of a map value that is not finite at `iteration` in `sample`.
+[[noreturn]] void raise_nonfinite(int iteration, std::int64_t sample, const std::string& what);
+
+// SolverOptions::check_every's automatic value (0) where host reads wait on the device.
+inline constexpr int kDeviceCheckEvery = 8;
+// The iterations between the host's checks of a solve on `device`: options.check_every, or where it
+// is 0, 1 where the backend reads its data for free (the CPU) and kDeviceCheckEvery elsewhere.
+int check_interval(const SolverOptions& options, Device device);
+
 ResidualTest test_residual(double f_norm, double x_norm, double gx_norm, int iteration, std::int64_t sample,
                            const SolverOptions& options, const std::string& what);
 

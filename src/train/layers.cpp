@@ -312,6 +312,7 @@ SolverOptions read_solver(JsonObject& args, const std::string& key) {
   s.anderson_history = static_cast<int>(object.integer("anderson_history", 1, 1000, defaults.anderson_history));
   s.anderson_ridge = object.number("anderson_ridge", 0.0, kMaxNumber, defaults.anderson_ridge);
   s.stall_window = static_cast<int>(object.integer("stall_window", 0, kMaxCount, defaults.stall_window));
+  s.check_every = static_cast<int>(object.integer("check_every", 0, kMaxCount, defaults.check_every));
   args.resolve(key, object.finish());
   return s;
 }

@@ -151,7 +151,8 @@ TEST(Config, BadConfigsNameThePlace) {
              "map": {"type": "net", "layers": [{"name": "g", "type": "dense", "input": "x", "units": 10}]}})");
        },
        "bad.json: model.layers[0].forward: unknown key 'tol'; expected one of: absolute_tolerance, anderson_history, "
-       "anderson_ridge, damp_cycles, damping, max_iterations, min_iterations, solver, stall_window, tolerance"},
+       "anderson_ridge, check_every, damp_cycles, damping, max_iterations, min_iterations, solver, stall_window, "
+       "tolerance"},
       {"negative absolute tolerance",
        [](json& c) {
          c["model"]["layers"][0] = json::parse(R"({"name": "f", "type": "fixed_point", "input": "input",

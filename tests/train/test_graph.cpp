@@ -175,7 +175,7 @@ TEST(ModelGraph, ResolvesTheFixedPointDefaults) {
   const json layer = build(fpi_nn_model()).resolved["layers"][0];
   const json solver = json::parse(R"({"solver": "anderson", "tolerance": 0.0001, "absolute_tolerance": 0.0,
     "max_iterations": 200, "min_iterations": 0, "damping": 1.0, "damp_cycles": true, "anderson_history": 5,
-    "anderson_ridge": 1e-8, "stall_window": 100})");
+    "anderson_ridge": 1e-8, "stall_window": 100, "check_every": 0})");
   EXPECT_EQ(layer["forward"], solver);
   EXPECT_EQ(layer["backward"], solver);
   EXPECT_EQ(layer["backward_mode"], "implicit");

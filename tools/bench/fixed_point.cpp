@@ -4,7 +4,10 @@
 // Reports, in one run so the ratios are fair on a shared machine:
 //   - one forward iteration versus one plain forward of g (target <= 1.1x),
 //   - one backward iteration versus one vector-Jacobian product through g (target <= 1.2x),
-//   - one Anderson iteration with and without the fallback chain's bookkeeping.
+//   - one Anderson iteration with and without the fallback chain's bookkeeping,
+//   - a solve to tolerance (rows finish at different iterations) with the host checking every iteration
+//     (finished rows leave the batch at once: compaction) against every 4 and 16 (finished rows stay
+//     in the batch, masked, until the next check): what masking costs where host reads are free.
 // The implicit against the unrolled backward (time, peak memory, tape size at 10, 100 and 1000
 // iterations) is `fpi bench paper --only backward`'s table, so it is not repeated here.
 //
@@ -92,6 +95,24 @@ int main(int argc, char** argv) {
     fixed_point(s.g, s.z, s.params, x0, unchained_options, stats);
   }, repeat) / iterations;
 
+  // Masking against compaction: the same solve to tolerance at three check intervals.
+  auto tolerance_options = anderson_options;
+  tolerance_options.forward.tolerance = 1e-4;
+  tolerance_options.forward.min_iterations = 0;
+  tolerance_options.forward.max_iterations = 200;
+  std::vector<std::pair<int, double>> per_check;
+  double mean_iterations = 0.0;
+  int slowest = 0;
+  for (int check_every : {1, 4, 16}) {
+    tolerance_options.forward.check_every = check_every;
+    per_check.emplace_back(check_every, median_ms([&] {
+      NoGrad ng;
+      fixed_point(s.g, s.z, s.params, x0, tolerance_options, stats);
+    }, repeat));
+    mean_iterations = stats->forward.mean_iterations();
+    slowest = stats->forward.max_iterations();
+  }
+
   Tensor leaf = s.x.detach().requires_grad_();
   Tensor y;
   {
@@ -123,6 +144,10 @@ int main(int argc, char** argv) {
   std::printf("  forward iteration, Anderson  %8.3f ms  (%.2fx g)\n", forward_anderson, forward_anderson / plain_g);
   std::printf("  ... without fallback chain   %8.3f ms  (chain on / off %.3fx)\n", forward_unchained,
               forward_anderson / forward_unchained);
+  std::printf("  Anderson solve to 1e-4 (%.1f iterations per row on average, %d at most):\n", mean_iterations, slowest);
+  for (const auto& [check_every, ms] : per_check)
+    std::printf("    check_every %2d             %8.3f ms  (%.3fx check_every 1)\n", check_every, ms,
+                ms / per_check.front().second);
   std::printf("  VJP through g                %8.3f ms\n", vjp);
   std::printf("  backward iteration           %8.3f ms  (%.2fx VJP; target <= 1.20x; includes the final VJP and "
               "graph build, amortised over %d iterations)\n",
@@ -131,6 +156,8 @@ int main(int argc, char** argv) {
   harness.value("forward_iteration_picard_ms", forward_picard);
   harness.value("forward_iteration_anderson_ms", forward_anderson);
   harness.value("forward_iteration_anderson_no_fallback_ms", forward_unchained);
+  for (const auto& [check_every, ms] : per_check)
+    harness.value("solve_check_every_" + std::to_string(check_every) + "_ms", ms);
   harness.value("vjp_ms", vjp);
   harness.value("backward_iteration_ms", backward_iteration);
 

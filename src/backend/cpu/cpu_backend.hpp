@@ -27,6 +27,10 @@ class CpuBackend final : public Backend {
                    const Tensor& max_exp_avg_sq, const AdamStep& desc) override;
   void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                   const SgdStep& desc) override;
+
+  void solver_rows_step(const Tensor& state, const Tensor& norms, const SolverControl& control) override;
+  void anderson_weights(const Tensor& gram, const Tensor& weights, const Tensor& state, int latest) override;
+  void copy_rows_where(const Tensor& dst, const Tensor& src, const Tensor& mask) override;
 };
 
 CpuBackend& cpu_backend();
