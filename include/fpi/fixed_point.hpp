@@ -33,7 +33,7 @@ enum class FixedPointSolver {
 // stalls moves down the chain one stage at a time; a Picard solve skips RegularisedAnderson.
 enum class FallbackStage : char {
   None = 0,                 // the configured solver finished the solve
-  RegularisedAnderson = 1,  // Anderson with a ridge of kFallbackRidge (see solver.cpp)
+  RegularisedAnderson = 1,  // Anderson with a ridge of kFallbackRidge (src/backend/solver_rows.hpp)
   DampedPicard = 2,         // x ← x + β (g(x) − x), β half the sample's damping, then adaptive (>= 1/32)
   BestIterate = 3,          // every stage stalled: the sample returns the map value of lowest residual seen
 };
