@@ -5,8 +5,10 @@
 #include <cmath>
 #include <vector>
 
+#include "fpi/autograd.hpp"
 #include "fpi/fixed_point.hpp"
 #include "fpi/generator.hpp"
+#include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
 
 namespace fpi::testing {
@@ -142,5 +144,51 @@ struct QuadraticEnergy {
     return randn({z.size(0), Q.size(0)}, kF64, &gen);
   }
 };
+
+enum class SmallMap { Net, Energy };
+
+// A small FPI layer for comparing solver settings or devices on one model: FPI_NN (g a tanh MLP on
+// concat(z, x), both layers bounded to a contraction) or FPI_GD (gradient descent on a softplus energy),
+// z of width 6 and a state of width 5. Built in float64 from one seed, then converted to `dtype`.
+inline std::shared_ptr<nn::FixedPointLayer> small_fpi_layer(SmallMap kind, FixedPointSolver solver, DType dtype,
+                                                            int check_every = 0) {
+  constexpr std::int64_t in = 6, hidden = 16, state = 5;
+  Generator gen(21);
+  FixedPointOptions o;
+  o.forward.solver = o.backward.solver = solver;
+  o.forward.tolerance = o.backward.tolerance = dtype == kFloat64 ? 1e-10 : 1e-5;
+  o.forward.max_iterations = o.backward.max_iterations = 300;
+  o.forward.check_every = o.backward.check_every = check_every;
+  o.on_nonconvergence = NonConvergencePolicy::Ignore;
+  std::shared_ptr<nn::FixedPointMap> map;
+  if (kind == SmallMap::Net) {
+    auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+        std::make_shared<nn::LipschitzBound>(std::make_shared<nn::Linear>(in + state, hidden, true, kF64, &gen), 0.95),
+        std::make_shared<nn::Tanh>(),
+        std::make_shared<nn::LipschitzBound>(std::make_shared<nn::Linear>(hidden, state, true, kF64, &gen), 0.95)});
+    map = std::make_shared<nn::NetMap>(net);
+  } else {
+    auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+        std::make_shared<nn::Linear>(in + state, hidden, true, kF64, &gen), std::make_shared<nn::Softplus>(),
+        std::make_shared<nn::Linear>(hidden, 1, true, kF64, &gen)});
+    map = std::make_shared<nn::EnergyDescentMap>(net, 0.5, nn::EnergyReduction::MeanSquare);
+  }
+  auto layer = std::make_shared<nn::FixedPointLayer>(map, Shape{state}, o);
+  layer->to(dtype);
+  layer->eval();
+  return layer;
+}
+
+// {x, ∂z, ∂θ...}: the layer's output x for `z` and the gradients of ⟨x, w⟩ with respect to z and each
+// parameter, on the layer's device (z and w must be there too).
+inline Tensors output_and_gradients(nn::FixedPointLayer& layer, const Tensor& z, const Tensor& w) {
+  const Tensor input = z.detach().requires_grad_();
+  const Tensor x = layer.forward(input);
+  Tensors wrt{input};
+  for (const Tensor& p : layer.parameters()) wrt.push_back(p);
+  Tensors out = autograd::grad({sum(x * w)}, wrt);
+  out.insert(out.begin(), x.detach());
+  return out;
+}
 
 }  // namespace fpi::testing

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "cuda_testing.hpp"
+#include "fixed_point_fixtures.hpp"
 #include "fpi/nn.hpp"
 #include "fpi/optim.hpp"
 #include "op_table.hpp"
@@ -157,14 +158,7 @@ TEST_F(CudaFixedPoint, ConvLayerForwardAndBackwardMatchCpu) {
   const Tensor z = randn({3, 2, 5, 6}, {.dtype = kFloat64}, &gen);
   const Tensor w = randn({3, 2, 5, 6}, {.dtype = kFloat64}, &gen);
   const auto run = [&](Device device) {
-    const auto layer = make_layer(device);
-    const Tensor zd = z.to(device).requires_grad_();
-    const Tensor x = layer->forward(zd);
-    Tensors wrt{zd};
-    for (const Tensor& p : layer->parameters()) wrt.push_back(p);
-    Tensors out = autograd::grad({sum(x * w.to(device))}, wrt);
-    out.insert(out.begin(), x.detach());
-    return out;
+    return testing::output_and_gradients(*make_layer(device), z.to(device), w.to(device));
   };
   const Tensors cpu = run(kCPU), gpu = run(kGpu);
   ASSERT_EQ(cpu.size(), gpu.size());

@@ -25,37 +25,7 @@ namespace {
 
 using testing::kF64;
 
-enum class MapKind { Net, Energy };
-
-// FPI_NN: g(x, z) = tanh-MLP(concat(z, x)) bounded to a contraction; FPI_GD: gradient descent on a
-// softplus energy. Both are built in float64 from one seed, then converted.
-std::shared_ptr<nn::FixedPointLayer> make_layer(MapKind kind, FixedPointSolver solver, DType dtype, int check_every) {
-  constexpr std::int64_t in = 6, hidden = 16, state = 5;
-  Generator gen(21);
-  FixedPointOptions o;
-  o.forward.solver = o.backward.solver = solver;
-  o.forward.tolerance = o.backward.tolerance = dtype == kFloat64 ? 1e-10 : 1e-5;
-  o.forward.max_iterations = o.backward.max_iterations = 300;
-  o.forward.check_every = o.backward.check_every = check_every;
-  o.on_nonconvergence = NonConvergencePolicy::Ignore;
-  std::shared_ptr<nn::FixedPointMap> map;
-  if (kind == MapKind::Net) {
-    auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::LipschitzBound>(std::make_shared<nn::Linear>(in + state, hidden, true, kF64, &gen), 0.95),
-        std::make_shared<nn::Tanh>(),
-        std::make_shared<nn::LipschitzBound>(std::make_shared<nn::Linear>(hidden, state, true, kF64, &gen), 0.95)});
-    map = std::make_shared<nn::NetMap>(net);
-  } else {
-    auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::Linear>(in + state, hidden, true, kF64, &gen), std::make_shared<nn::Softplus>(),
-        std::make_shared<nn::Linear>(hidden, 1, true, kF64, &gen)});
-    map = std::make_shared<nn::EnergyDescentMap>(net, 0.5, nn::EnergyReduction::MeanSquare);
-  }
-  auto layer = std::make_shared<nn::FixedPointLayer>(map, Shape{state}, o);
-  layer->to(dtype);
-  layer->eval();
-  return layer;
-}
+using testing::SmallMap;
 
 struct Outcome {
   Tensor x;
@@ -63,20 +33,18 @@ struct Outcome {
   FixedPointStats stats;
 };
 
-Outcome run(MapKind kind, FixedPointSolver solver, DType dtype, int check_every) {
-  const auto layer = make_layer(kind, solver, dtype, check_every);
+Outcome run(SmallMap kind, FixedPointSolver solver, DType dtype, int check_every) {
+  const auto layer = testing::small_fpi_layer(kind, solver, dtype, check_every);
   Generator gen(5);
   // Rows of different scales converge after different numbers of iterations.
   const Tensor scale = from_vector(std::vector<double>{0.1, 3.0, 0.5, 2.0, 1.0, 4.0, 0.2, 1.5, 2.5, 0.05, 3.5, 0.8},
                                    Shape{12, 1}, kF64);
-  const Tensor z = (randn({12, 6}, kF64, &gen) * scale).to(dtype).requires_grad_();
+  const Tensor z = (randn({12, 6}, kF64, &gen) * scale).to(dtype);
   const Tensor w = randn({12, 5}, kF64, &gen).to(dtype);
+  Tensors results = testing::output_and_gradients(*layer, z, w);
   Outcome r;
-  r.x = layer->forward(z);
-  Tensors wrt{z};
-  for (const Tensor& p : layer->parameters()) wrt.push_back(p);
-  r.gradients = autograd::grad({sum(r.x * w)}, wrt);
-  r.x = r.x.detach();
+  r.x = results.front();
+  r.gradients.assign(results.begin() + 1, results.end());
   r.stats = layer->stats();
   return r;
 }
@@ -106,7 +74,7 @@ void expect_same_run(const Outcome& a, const Outcome& b, double rtol, const std:
 }
 
 struct Case {
-  MapKind kind;
+  SmallMap kind;
   FixedPointSolver solver;
   DType dtype;
 };
@@ -129,14 +97,14 @@ TEST_P(CheckEvery, OutputsIterationsAndGradientsDoNotDependOnIt) {
 
 INSTANTIATE_TEST_SUITE_P(
     Maps, CheckEvery,
-    ::testing::Values(Case{MapKind::Net, FixedPointSolver::Picard, kFloat64},
-                      Case{MapKind::Net, FixedPointSolver::Anderson, kFloat64},
-                      Case{MapKind::Net, FixedPointSolver::Picard, kFloat32},
-                      Case{MapKind::Net, FixedPointSolver::Anderson, kFloat32},
-                      Case{MapKind::Energy, FixedPointSolver::Anderson, kFloat64},
-                      Case{MapKind::Energy, FixedPointSolver::Anderson, kFloat32}),
+    ::testing::Values(Case{SmallMap::Net, FixedPointSolver::Picard, kFloat64},
+                      Case{SmallMap::Net, FixedPointSolver::Anderson, kFloat64},
+                      Case{SmallMap::Net, FixedPointSolver::Picard, kFloat32},
+                      Case{SmallMap::Net, FixedPointSolver::Anderson, kFloat32},
+                      Case{SmallMap::Energy, FixedPointSolver::Anderson, kFloat64},
+                      Case{SmallMap::Energy, FixedPointSolver::Anderson, kFloat32}),
     [](const ::testing::TestParamInfo<Case>& info) {
-      return std::string(info.param.kind == MapKind::Net ? "FpiNn" : "FpiGd") +
+      return std::string(info.param.kind == SmallMap::Net ? "FpiNn" : "FpiGd") +
              (info.param.solver == FixedPointSolver::Picard ? "Picard" : "Anderson") +
              (info.param.dtype == kFloat32 ? "F32" : "F64");
     });

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cuda_testing.hpp"
+#include "fixed_point_fixtures.hpp"
 #include "fpi/nn.hpp"
 
 namespace fpi {
@@ -15,7 +16,7 @@ namespace {
 using testing::kGpu;
 using testing::matches_cpu;
 
-constexpr TensorOptions kF64{.dtype = kFloat64};
+using testing::kF64;
 
 class CudaFixedPointLoop : public testing::CudaTest {};
 
@@ -49,37 +50,10 @@ TEST_F(CudaFixedPointLoop, HostSyncsPerForwardSolveAreBoundedByTheChecks) {
   }
 }
 
-enum class MapKind { Net, Energy };
-
-std::shared_ptr<nn::FixedPointLayer> make_layer(MapKind kind, FixedPointSolver solver, DType dtype, Device device) {
-  constexpr std::int64_t in = 6, hidden = 16, state = 5;
-  Generator gen(21);
-  FixedPointOptions o;
-  o.forward.solver = o.backward.solver = solver;
-  o.forward.tolerance = o.backward.tolerance = dtype == kFloat64 ? 1e-10 : 1e-5;
-  o.on_nonconvergence = NonConvergencePolicy::Ignore;
-  std::shared_ptr<nn::FixedPointMap> map;
-  if (kind == MapKind::Net) {
-    auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::LipschitzBound>(std::make_shared<nn::Linear>(in + state, hidden, true, kF64, &gen), 0.95),
-        std::make_shared<nn::Tanh>(),
-        std::make_shared<nn::LipschitzBound>(std::make_shared<nn::Linear>(hidden, state, true, kF64, &gen), 0.95)});
-    map = std::make_shared<nn::NetMap>(net);
-  } else {
-    auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
-        std::make_shared<nn::Linear>(in + state, hidden, true, kF64, &gen), std::make_shared<nn::Softplus>(),
-        std::make_shared<nn::Linear>(hidden, 1, true, kF64, &gen)});
-    map = std::make_shared<nn::EnergyDescentMap>(net, 0.5, nn::EnergyReduction::MeanSquare);
-  }
-  auto layer = std::make_shared<nn::FixedPointLayer>(map, Shape{state}, o);
-  layer->to(dtype);
-  layer->to(device);
-  layer->eval();
-  return layer;
-}
+using testing::SmallMap;
 
 class CudaFixedPointLoopParity
-    : public testing::CudaParamTest<std::tuple<MapKind, FixedPointSolver, DType>> {};
+    : public testing::CudaParamTest<std::tuple<SmallMap, FixedPointSolver, DType>> {};
 
 TEST_P(CudaFixedPointLoopParity, OutputsIterationsAndGradientsMatchTheCpu) {
   const auto [kind, solver, dtype] = GetParam();
@@ -87,13 +61,9 @@ TEST_P(CudaFixedPointLoopParity, OutputsIterationsAndGradientsMatchTheCpu) {
   const Tensor z = randn({12, 6}, kF64, &gen).to(dtype);
   const Tensor w = randn({12, 5}, kF64, &gen).to(dtype);
   const auto run = [&](Device device, FixedPointStats& stats) {
-    const auto layer = make_layer(kind, solver, dtype, device);
-    const Tensor zd = z.to(device).requires_grad_();
-    const Tensor x = layer->forward(zd);
-    Tensors wrt{zd};
-    for (const Tensor& p : layer->parameters()) wrt.push_back(p);
-    Tensors out = autograd::grad({sum(x * w.to(device))}, wrt);
-    out.insert(out.begin(), x.detach());
+    const auto layer = testing::small_fpi_layer(kind, solver, dtype);
+    layer->to(device);
+    const Tensors out = testing::output_and_gradients(*layer, z.to(device), w.to(device));
     stats = layer->stats();
     return out;
   };
@@ -109,11 +79,11 @@ TEST_P(CudaFixedPointLoopParity, OutputsIterationsAndGradientsMatchTheCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Maps, CudaFixedPointLoopParity,
-                         ::testing::Combine(::testing::Values(MapKind::Net, MapKind::Energy),
+                         ::testing::Combine(::testing::Values(SmallMap::Net, SmallMap::Energy),
                                             ::testing::Values(FixedPointSolver::Picard, FixedPointSolver::Anderson),
                                             ::testing::Values(kFloat32, kFloat64)),
                          [](const auto& info) {
-                           return std::string(std::get<0>(info.param) == MapKind::Net ? "FpiNn" : "FpiGd") +
+                           return std::string(std::get<0>(info.param) == SmallMap::Net ? "FpiNn" : "FpiGd") +
                                   (std::get<1>(info.param) == FixedPointSolver::Picard ? "Picard" : "Anderson") +
                                   (std::get<2>(info.param) == kFloat32 ? "F32" : "F64");
                          });

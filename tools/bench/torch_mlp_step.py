@@ -19,16 +19,9 @@ import time
 
 import torch
 
-from torch_fpi_step import count_syncs, synchronize
+from torch_fpi_step import count_syncs, positive, synchronize
 
 BATCH, IN, HIDDEN, OUT = 40, 1995, 600, 159
-
-
-def positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def main():
