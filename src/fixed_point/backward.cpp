@@ -29,8 +29,11 @@ struct StepGraph {
   Tensor y;  // g(x, inputs) as (rows, width)
 };
 
-// Batched inputs become fresh leaves (they require grad when their gradient is wanted), so that the
-// gradient w.r.t. them is the partial derivative and the engine does not walk their upstream graph.
+// Batched inputs, and unbatched ones with a history of their own (W' = f(W)), become fresh leaves
+// (they require grad when their gradient is wanted), so that the gradient w.r.t. them is the partial
+// derivative and the engine does not walk their upstream graph: the outer backward continues from
+// the real tensor, and walking W' → W here too would count W's gradient twice (when W is an input as
+// well) and free a graph the outer backward still needs. Leaf inputs are used as they are.
 StepGraph build_step(const Problem& p, const Tensor& x_rows, const Tensors& inputs, const Rows& rows,
                      const std::vector<bool>& wanted) {
   EnableGrad enable;
@@ -38,9 +41,11 @@ StepGraph build_step(const Problem& p, const Tensor& x_rows, const Tensors& inpu
   s.rows = rows;
   s.x = take_rows(x_rows, rows).detach().requires_grad_();
   s.inputs = inputs;
-  for (std::size_t i = 0; i < p.batched; ++i) {
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) continue;
-    Tensor leaf = p.geometry.per_sample ? take_rows(inputs[i].detach(), rows) : inputs[i].detach();
+    const bool batched = i < p.batched;
+    if (!batched && inputs[i].is_leaf()) continue;
+    Tensor leaf = batched && p.geometry.per_sample ? take_rows(inputs[i].detach(), rows) : inputs[i].detach();
     if (wanted.size() > i && wanted[i]) leaf = leaf.requires_grad_();
     s.inputs[i] = leaf;
   }
@@ -162,16 +167,16 @@ std::vector<double> estimate_spectral_radius(const Problem& p, const Tensor& x_r
 namespace {
 
 // Gradients of <c, g(x̂, inputs)> w.r.t. the wanted inputs, through the step graph.
-Tensors input_gradients(const Problem& p, const StepGraph& step, const Tensor& c, const Tensors& inputs,
-                        const std::vector<bool>& wanted, bool retain_graph = false) {
+Tensors input_gradients(const StepGraph& step, const Tensor& c, const std::vector<bool>& wanted,
+                        bool retain_graph = false) {
   Tensors targets;
   std::vector<std::size_t> slots;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
+  for (std::size_t i = 0; i < step.inputs.size(); ++i) {
     if (!wanted[i]) continue;
-    targets.push_back(i < p.batched ? step.inputs[i] : inputs[i]);
+    targets.push_back(step.inputs[i]);
     slots.push_back(i);
   }
-  Tensors grads(inputs.size());
+  Tensors grads(step.inputs.size());
   if (targets.empty()) return grads;
   const Tensors found = autograd::grad({step.y}, targets, {c}, {.retain_graph = retain_graph, .allow_unused = true});
   for (std::size_t k = 0; k < slots.size(); ++k) grads[slots[k]] = found[k];
@@ -187,7 +192,7 @@ GradientCheck check_gradient(const Problem& p, const Tensor& x_rows, const Tenso
   const StepGraph step = build_step(p, x_rows, inputs, rows, wanted);
   const auto flat_gradients = [&](const Tensor& c_rows) {
     Tensors parts;
-    for (const Tensor& g : input_gradients(p, step, c_rows, inputs, wanted, true))
+    for (const Tensor& g : input_gradients(step, c_rows, wanted, true))
       if (g.defined()) parts.push_back(g.reshape({-1}));
     return parts.empty() ? zeros({0}, c_rows.options()) : concat(parts, 0);
   };
@@ -339,7 +344,7 @@ class FixedPointNode final : public autograd::Node {
       case FixedPointBackward::Unrolled:
         fail("fixed_point '", problem_.options.name, "': internal error, an unrolled forward recorded an FPI node");
     }
-    Tensors grads = input_gradients(problem_, full, c, inputs, wanted);
+    Tensors grads = input_gradients(full, c, wanted);
     if (problem_.options.gradient_check_every > 0 && pass % problem_.options.gradient_check_every == 0) {
       stats_->gradient_check = check_gradient(problem_, x_rows, gl_rows, c, inputs, wanted, stats_->forward);
       report_gradient_check(stats_->gradient_check, problem_.options);
