@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
@@ -142,52 +143,96 @@ void validate_inputs(const Tensors& inputs, std::size_t batched, const Tensor& x
 
 // Records every iteration: x ← x + m ⊙ (g(x) − x), with m the damping for active samples, 1 for the
 // step on which a sample converges (it takes g(x), as the implicit path does) and 0 afterwards.
+//
+// m is decided on the data's device, so the host reads only every check_every iterations (as the
+// solver does, SolverOptions::check_every). At a read the host replays its own stopping test on the
+// norms of every iteration since the last read, in order: iteration counts, residuals and the error
+// for a non-finite value (the first iteration, then the first sample) come out as if it had read
+// every iteration. Both tests are the same IEEE operations on the same float64 norms, so they agree;
+// the host checks that they did. A finished sample takes steps of weight 0 until the read, which
+// leave its value, and the gradient flowing through it, unchanged: each sample stops at the same
+// iteration for every check_every, only the recording may run up to check_every − 1 steps longer.
 Tensor unrolled_forward(const Problem& p, const Tensors& inputs, const Tensor& x0, FixedPointStats& stats) {
   const SolverOptions& o = p.options.forward;
   FPI_CHECK(o.solver == FixedPointSolver::Picard, "fixed_point '", p.options.name,
             "': the unrolled backward records plain (damped) iterations; set forward.solver to Picard");
   const Geometry& geo = p.geometry;
+  const std::int64_t samples = geo.samples;
+  const std::string what = "fixed_point '" + p.options.name + "' forward";
   SolveStats& s = stats.forward;
   s = SolveStats{};
   s.ran = true;
-  s.iterations.assign(geo.samples, 0);
-  s.residuals.assign(geo.samples, 0.0);
-  s.converged.assign(geo.samples, 0);
-  s.cycled.assign(geo.samples, 0);
-  s.fallback_stage.assign(geo.samples, FallbackStage::None);
+  s.iterations.assign(samples, 0);
+  s.residuals.assign(samples, 0.0);
+  s.converged.assign(samples, 0);
+  s.cycled.assign(samples, 0);
+  s.fallback_stage.assign(samples, FallbackStage::None);
   const auto started = std::chrono::steady_clock::now();
-  Rows all(geo.samples);
-  for (std::int64_t i = 0; i < geo.samples; ++i) all[i] = i;
+  Rows all(samples);
+  for (std::int64_t i = 0; i < samples; ++i) all[i] = i;
   RestrictedInputs restricted(p, inputs);
   Tensor x = geo.to_rows(x0.detach());
-  std::vector<char> active(geo.samples, 1);
-  for (int iteration = 1; iteration <= o.max_iterations; ++iteration) {
-    const Tensor f = evaluate_rows(p, x, all, restricted) - x;
-    std::vector<double> norms;
-    {
-      NoGrad no_grad;
-      norms = concat({sum(square(f), {1}), sum(square(x + f), {1}), sum(square(x), {1})}, 0).to_vector<double>();
-    }
-    std::vector<double> weight(geo.samples, 0.0);
-    bool any_active = false;
-    for (std::int64_t j = 0; j < geo.samples; ++j) {
-      if (!active[j]) continue;
-      const auto [residual, converged] =
-          test_residual(std::sqrt(norms[j]), std::sqrt(norms[2 * geo.samples + j]), std::sqrt(norms[geo.samples + j]),
-                        iteration, j, o, "fixed_point '" + p.options.name + "' forward");
-      s.iterations[j] = iteration;
-      s.residuals[j] = residual;
-      if (converged) {
-        s.converged[j] = 1;
-        active[j] = 0;
-        weight[j] = 1.0;
-      } else {
-        weight[j] = iteration == o.max_iterations ? 1.0 : o.damping;
-        any_active = true;
+  const int check_every = check_interval(o, x.device());
+  const TensorOptions f64{.dtype = kFloat64, .device = x.device()};
+  // Per sample on the device: 1 while iterating (the device's view), and the squared norms of f, g(x)
+  // and x of each iteration since the last read (3, samples each).
+  Tensor device_active = ones({samples}, f64);
+  Tensors pending;
+  std::vector<char> active(samples, 1);
+  // The host's stopping test over the pending iterations, ending at `iteration`; false when no sample
+  // is left.
+  const auto read = [&](int iteration) {
+    const int first = iteration - static_cast<int>(pending.size()) + 1;
+    pending.push_back(device_active);
+    const std::vector<double> host = concat(pending, 0).to_vector<double>();
+    pending.clear();
+    for (int k = 0; first + k <= iteration; ++k) {
+      const double* norms = host.data() + 3 * k * samples;
+      for (std::int64_t j = 0; j < samples; ++j) {
+        if (!active[j]) continue;
+        const auto [residual, converged] = test_residual(std::sqrt(norms[j]), std::sqrt(norms[2 * samples + j]),
+                                                         std::sqrt(norms[samples + j]), first + k, j, o, what);
+        s.iterations[j] = first + k;
+        s.residuals[j] = residual;
+        if (converged) {
+          s.converged[j] = 1;
+          active[j] = 0;
+        }
       }
     }
-    x = x + f * from_vector(weight, Shape{geo.samples, 1}, x.options());
-    if (!any_active) break;
+    const double* device_view = host.data() + host.size() - samples;
+    bool any_active = false;
+    for (std::int64_t j = 0; j < samples; ++j) {
+      FPI_CHECK((device_view[j] != 0.0) == (active[j] != 0), what, ": internal error, the device and the host ",
+                "disagree on whether sample ", j, " converged by iteration ", iteration);
+      any_active = any_active || active[j];
+    }
+    return any_active;
+  };
+  constexpr double kTiny = std::numeric_limits<double>::min(), kHuge = std::numeric_limits<double>::infinity();
+  for (int iteration = 1; iteration <= o.max_iterations; ++iteration) {
+    const Tensor f = evaluate_rows(p, x, all, restricted) - x;
+    const bool last = iteration == o.max_iterations;
+    Tensor weight;
+    {
+      NoGrad no_grad;
+      const Tensor norms = stack({sum(square(f), {1}), sum(square(x + f), {1}), sum(square(x), {1})}, 0).to(kFloat64);
+      pending.push_back(norms.reshape({-1}));
+      // test_residual on the device: ‖f‖ / max(‖x‖, ‖g(x)‖, tiny) < tolerance, or ‖f‖ <= absolute_tolerance.
+      const Tensor f_norm = sqrt(norms.select(0, 0));
+      const Tensor residual =
+          f_norm / clamp(maximum(sqrt(norms.select(0, 2)), sqrt(norms.select(0, 1))), kTiny, kHuge);
+      Tensor passed = lt(residual, full_like(residual, o.tolerance));
+      if (o.absolute_tolerance > 0.0) passed = maximum(passed, le(f_norm, full_like(f_norm, o.absolute_tolerance)));
+      const Tensor converged = iteration >= o.min_iterations ? device_active * passed : zeros_like(passed);
+      // 1 on the converging step (and on the last), the damping before it, 0 once finished; each
+      // exactly, as the host wrote them before.
+      const Tensor step_weight = last ? device_active : converged + (device_active - converged) * o.damping;
+      weight = step_weight.to(x.dtype()).reshape({samples, 1});
+      device_active = device_active - converged;
+    }
+    x = x + f * weight;
+    if ((last || iteration % check_every == 0) && !read(iteration)) break;
   }
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return x.reshape(geo.state_shape);
