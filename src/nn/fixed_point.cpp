@@ -55,52 +55,72 @@ Tensor InputSplit::apply(const Tensor& input, std::int64_t offset, std::int64_t 
   return conv2d(input, part, b, conv_->config().geometry);
 }
 
+namespace {
+
+// The split of a Sequential's first module, when `hoist` asks for it and the module splits.
+std::optional<InputSplit> leading_split(const ModulePtr& net, std::int64_t dim, bool hoist) {
+  const auto sequential = std::dynamic_pointer_cast<Sequential>(net);
+  if (!hoist || !sequential || sequential->size() == 0) return std::nullopt;
+  std::optional<InputSplit> split = InputSplit::of((*sequential)[0]);
+  if (split && !split->splits_features() && dim != 1) split.reset();  // a Conv2d splits its channels
+  return split;
+}
+
+// Whether `split` fits an input z concatenated along `dim`: a Linear splits the last dimension, which
+// the concatenation must be along. The layer's rank is the same at every call, so what prepare()
+// finds holds for its solve's steps too. Sizes the split for z when it fits.
+bool fit_split(std::optional<InputSplit>& split, const Tensor& z, std::int64_t dim, const char* map) {
+  if (!split || (split->splits_features() && dim != z.dim() - 1 && dim != -1)) return false;
+  const std::int64_t z_size = z.size(dim);
+  FPI_CHECK(z_size < split->input_size(), map, ": z has ", z_size, " entries along dimension ", dim,
+            " but the first layer reads ", split->input_size(), " of z and x together");
+  split->set_sizes(z_size, split->input_size() - z_size, true);
+  return true;
+}
+
+// The net's modules after the first, applied to h.
+Tensor rest_of(const Module& net, Tensor h) {
+  const auto& sequential = static_cast<const Sequential&>(net);
+  for (std::size_t i = 1; i < sequential.size(); ++i) h = sequential[i]->forward(h);
+  return h;
+}
+
+}  // namespace
+
 NetMap::NetMap(ModulePtr net_module, std::int64_t dim, bool hoist) : FixedPointMap("NetMap"), dim_(dim) {
   FPI_CHECK(net_module, "NetMap: the network is null");
   net = register_module("net", std::move(net_module));
-  const auto sequential = std::dynamic_pointer_cast<Sequential>(net);
-  if (!hoist || !sequential || sequential->size() == 0) return;
-  split_ = InputSplit::of((*sequential)[0]);
-  if (split_ && !split_->splits_features() && dim != 1) split_.reset();  // a Conv2d splits its channels
+  split_ = leading_split(net, dim, hoist);
 }
 
 Tensor NetMap::step(const Tensor& x, const Tensor& z) { return net->forward(concat({z, x}, dim_)); }
 
 Tensor NetMap::prepare(const Tensor& z) {
-  // A Linear splits the last dimension, which the concatenation must be along; the layer's rank is
-  // the same at every call, so what this call finds holds for its solve's steps too.
-  use_split_ = split_ && (!split_->splits_features() || dim_ == z.dim() - 1 || dim_ == -1);
-  if (!use_split_) return z;
-  const std::int64_t z_size = z.size(dim_);
-  FPI_CHECK(z_size < split_->input_size(), "NetMap: z has ", z_size, " entries along dimension ", dim_,
-            " but the first layer reads ", split_->input_size(), " of z and x together");
-  split_->set_sizes(z_size, split_->input_size() - z_size, true);
-  return split_->z_part(z);
+  use_split_ = fit_split(split_, z, dim_, "NetMap");
+  return use_split_ ? split_->z_part(z) : z;
 }
 
 Tensor NetMap::step_prepared(const Tensor& x, const Tensor& u) {
   if (!use_split_) return step(x, u);
-  const auto& sequential = static_cast<const Sequential&>(*net);
-  Tensor h = u + split_->x_part(x);
-  for (std::size_t i = 1; i < sequential.size(); ++i) h = sequential[i]->forward(h);
-  return h;
+  return rest_of(*net, u + split_->x_part(x));
 }
 
 std::string NetMap::extra_repr() const { return detail::concat("dim=", dim_, hoisted() ? ", hoisted" : ""); }
 
-EnergyDescentMap::EnergyDescentMap(ModulePtr net_module, double step, EnergyReduction reduction, std::int64_t dim)
+EnergyDescentMap::EnergyDescentMap(ModulePtr net_module, double step, EnergyReduction reduction, std::int64_t dim,
+                                   bool hoist)
     : FixedPointMap("EnergyDescentMap"), step_size(step), reduction_(reduction), dim_(dim) {
   FPI_CHECK(net_module, "EnergyDescentMap: the energy network is null");
   FPI_CHECK(step > 0.0, "EnergyDescentMap: step_size must be positive, got ", step);
   net = register_module("net", std::move(net_module));
+  split_ = leading_split(net, dim, hoist);
 }
 
 Tensor EnergyDescentMap::network_output(const Tensor& x, const Tensor& z) {
   return net->forward(concat({z, x}, dim_));
 }
 
-Tensor EnergyDescentMap::energy(const Tensor& x, const Tensor& z) {
-  const Tensor out = network_output(x, z);
+Tensor EnergyDescentMap::reduce(const Tensor& out, const Tensor& x) const {
   FPI_CHECK(out.dim() >= 1 && out.size(0) == x.size(0), "EnergyDescentMap: the energy network returned shape ",
             shape_str(out.shape()), " for a batch of ", x.size(0));
   const Tensor per_sample = out.reshape({out.size(0), -1});
@@ -112,23 +132,39 @@ Tensor EnergyDescentMap::energy(const Tensor& x, const Tensor& z) {
   return e + sum(square(x.reshape({x.size(0), -1}) - proximal_center), {1}) * (0.5 * proximal_weight);
 }
 
+Tensor EnergyDescentMap::energy(const Tensor& x, const Tensor& z) { return reduce(network_output(x, z), x); }
+
 // ∇ₓE needs a graph even inside the solver's no-grad loop; it is made differentiable (for the
 // backward pass's Hessian-vector products) only when the caller is recording.
-Tensor EnergyDescentMap::step(const Tensor& x, const Tensor& z) {
+Tensor EnergyDescentMap::descend(const Tensor& x, const std::function<Tensor(const Tensor&)>& output) {
   const bool differentiable = autograd::grad_enabled();
   Tensor gradient;
   {
     EnableGrad enable;
     const Tensor xv = x.requires_grad() ? x : x.detach().requires_grad_();
-    gradient = autograd::grad({sum(energy(xv, z))}, {xv}, {}, {.create_graph = differentiable})[0];
+    gradient = autograd::grad({sum(reduce(output(xv), xv))}, {xv}, {}, {.create_graph = differentiable})[0];
   }
   return x - gradient * step_size;
+}
+
+Tensor EnergyDescentMap::step(const Tensor& x, const Tensor& z) {
+  return descend(x, [&](const Tensor& xv) { return network_output(xv, z); });
+}
+
+Tensor EnergyDescentMap::prepare(const Tensor& z) {
+  use_split_ = fit_split(split_, z, dim_, "EnergyDescentMap");
+  return use_split_ ? split_->z_part(z) : z;
+}
+
+Tensor EnergyDescentMap::step_prepared(const Tensor& x, const Tensor& u) {
+  if (!use_split_) return step(x, u);
+  return descend(x, [&](const Tensor& xv) { return rest_of(*net, u + split_->x_part(xv)); });
 }
 
 std::string EnergyDescentMap::extra_repr() const {
   std::string text = detail::concat("step_size=", step_size,
                                     ", reduction=", reduction_ == EnergyReduction::Sum ? "sum" : "mean_square",
-                                    ", dim=", dim_);
+                                    ", dim=", dim_, hoisted() ? ", hoisted" : "");
   if (proximal_weight != 0.0)
     text += detail::concat(", proximal_weight=", proximal_weight, ", proximal_center=", proximal_center);
   return text;

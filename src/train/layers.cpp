@@ -206,16 +206,19 @@ BuiltLayer build_binary(const LayerContext& context, const char* type, bool subt
 
 // ---- fixed_point ---------------------------------------------------------------------------------
 
-// Where a net map's first linear layer reads concat(z, x) and nothing else reads z, x or the join, its
-// z part is computed once per solve (nn::InputSplit, as nn::NetMap does for a Sequential).
+// Where a map's first linear layer reads concat(z, v) and nothing else reads z or the join, its z part
+// is computed once per solve (nn::InputSplit, as nn::NetMap does for a Sequential). A net map's v is x,
+// read by nothing else; an energy map's v may be x after layers of one input each (FPI_GD's sigmoid),
+// which its step computes from x before W_x·v.
 struct InputSplit {
-  std::size_t layer = 0;  // the node whose output step_prepared gives
+  std::size_t layer = 0;            // the node whose output step_prepared gives
+  std::vector<std::size_t> chain;   // the nodes from x to v, in order; empty when v is x
   nn::InputSplit split;
 };
 
 // The split of `graph` if it has the shape above; `layers` are the map's resolved layer objects.
 std::optional<InputSplit> find_input_split(const GraphModule& graph, const nlohmann::json& layers,
-                                           const Shape& z_shape, const Shape& state) {
+                                           const Shape& z_shape, const Shape& state, bool energy) {
   const auto& names = graph.source_names();
   const auto source = [&](const char* name) {
     return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
@@ -231,21 +234,30 @@ std::optional<InputSplit> find_input_split(const GraphModule& graph, const nlohm
     return found;
   };
   const std::vector<std::size_t> join = readers(z);
-  if (join.size() != 1 || readers(x) != join) return std::nullopt;
+  if (join.size() != 1) return std::nullopt;
   const GraphModule::Node& concat_node = nodes[join[0]];
   const std::vector<std::size_t> order = concat_node.inputs;
   if (concat_node.type != "concat" || order.size() != 2) return std::nullopt;
+  std::size_t v = order[0] == z ? order[1] : order[0];
+  if (!energy && (v != x || readers(x) != join)) return std::nullopt;
+  std::vector<std::size_t> chain;
+  while (v != x) {
+    if (v < n_sources || nodes[v - n_sources].inputs.size() != 1) return std::nullopt;
+    chain.insert(chain.begin(), v - n_sources);
+    v = nodes[v - n_sources].inputs[0];
+  }
+  const Shape& v_shape = chain.empty() ? state : nodes[chain.back()].output_shape;
   const std::vector<std::size_t> next = readers(n_sources + join[0]);
   if (next.size() != 1 || nodes[next[0]].inputs.size() != 1) return std::nullopt;
   const std::int64_t dim = layers.at(join[0]).at("dim").get<std::int64_t>();
   const std::optional<nn::InputSplit> split = nn::InputSplit::of(nodes[next[0]].module);
   if (!split) return std::nullopt;
-  const bool joins_features = split->splits_features() && dim == static_cast<std::int64_t>(state.size()) - 1;
+  const bool joins_features = split->splits_features() && dim == static_cast<std::int64_t>(v_shape.size()) - 1;
   const bool joins_channels = !split->splits_features() && dim == 0;
   if (!joins_features && !joins_channels) return std::nullopt;
-  if (z_shape[dim] < 1 || state[dim] < 1) return std::nullopt;
-  InputSplit found{next[0], *split};
-  found.split.set_sizes(z_shape[dim], state[dim], order[0] == z);
+  if (z_shape[dim] < 1 || v_shape[dim] < 1) return std::nullopt;
+  InputSplit found{next[0], std::move(chain), *split};
+  found.split.set_sizes(z_shape[dim], v_shape[dim], order[0] == z);
   return found;
 }
 
@@ -270,15 +282,32 @@ class GraphNetMap : public nn::NetMap {
 
 class GraphEnergyMap : public nn::EnergyDescentMap {
  public:
-  GraphEnergyMap(std::shared_ptr<GraphModule> graph, double step_size, nn::EnergyReduction reduction)
-      : EnergyDescentMap(graph, step_size, reduction), graph_(std::move(graph)), reduction_(reduction) {}
+  GraphEnergyMap(std::shared_ptr<GraphModule> graph, double step_size, nn::EnergyReduction reduction,
+                 std::optional<InputSplit> split)
+      : EnergyDescentMap(graph, step_size, reduction, 1, false),
+        graph_(std::move(graph)),
+        reduction_(reduction),
+        split_(std::move(split)) {}
+  Tensor prepare(const Tensor& z) override { return split_ ? split_->split.z_part(z) : z; }
+  Tensor step_prepared(const Tensor& x, const Tensor& u) override {
+    if (!split_) return step(x, u);
+    return descend(x, [&](const Tensor& xv) {
+      Tensor v = xv;
+      for (std::size_t i : split_->chain) {
+        const GraphModule::Node& node = graph_->nodes()[i];
+        v = node.apply ? node.apply({v}) : node.module->forward(v);
+      }
+      return graph_->forward({{"x", xv}}, {{split_->layer, u + split_->split.x_part(v)}});
+    });
+  }
+  bool hoisted() const override { return split_.has_value(); }
   std::string extra_repr() const override {
     std::string text = detail::concat("step_size=", format_number(step_size),
                                       ", reduction=", reduction_ == nn::EnergyReduction::Sum ? "sum" : "mean_square");
     if (proximal_weight != 0.0)
       text += detail::concat(", proximal_weight=", format_number(proximal_weight),
                              ", proximal_center=", format_number(proximal_center));
-    return text;
+    return text + (split_ ? ", hoisted" : "");
   }
 
  protected:
@@ -287,6 +316,7 @@ class GraphEnergyMap : public nn::EnergyDescentMap {
  private:
   std::shared_ptr<GraphModule> graph_;
   nn::EnergyReduction reduction_;
+  std::optional<InputSplit> split_;
 };
 
 const std::vector<std::string> kSolvers{"anderson", "picard"};
@@ -373,7 +403,7 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
   }
   // The starting state's value; the proximal term pulls toward it, so one number says where both are.
   const double initial_state = args.number("initial_state", -kUnbounded, kUnbounded, 0.0);
-  const bool hoist = map_type == "net" && map_args.boolean("hoist", true);
+  const bool hoist = map_args.boolean("hoist", true);
   auto graph = build_graph(map_args, {{"x", state}, {"z", z_shape}}, context.options, *context.generator);
   nlohmann::json resolved_map = map_args.finish();
   std::shared_ptr<nn::FixedPointMap> map;
@@ -383,17 +413,20 @@ BuiltLayer build_fixed_point(JsonObject& args, const LayerContext& context) {
       config_fail(map_args.path(), ": the map's output has shape ", batch_shape_str(graph->output_shape()),
                   " but the state has shape ", batch_shape_str(state));
     std::optional<InputSplit> split;
-    if (hoist) split = find_input_split(*graph, resolved_map.at("layers"), z_shape, state);
+    if (hoist) split = find_input_split(*graph, resolved_map.at("layers"), z_shape, state, false);
     if (split) summary += detail::concat(" (", graph->nodes()[split->layer].name, "'s z part hoisted)");
     map = std::make_shared<GraphNetMap>(graph, std::move(split));
   } else {
-    auto energy_map = std::make_shared<GraphEnergyMap>(graph, step_size, reduction);
-    energy_map->proximal_weight = proximal;
-    energy_map->proximal_center = initial_state;
-    map = energy_map;
+    std::optional<InputSplit> split;
+    if (hoist) split = find_input_split(*graph, resolved_map.at("layers"), z_shape, state, true);
     summary += detail::concat(" step ", short_number(step_size), " ",
                               reduction == nn::EnergyReduction::Sum ? "sum" : "mean_square");
     if (proximal > 0.0) summary += detail::concat(" proximal ", short_number(proximal));
+    if (split) summary += detail::concat(" (", graph->nodes()[split->layer].name, "'s z part hoisted)");
+    auto energy_map = std::make_shared<GraphEnergyMap>(graph, step_size, reduction, std::move(split));
+    energy_map->proximal_weight = proximal;
+    energy_map->proximal_center = initial_state;
+    map = energy_map;
   }
   args.resolve("map", std::move(resolved_map));
 

@@ -61,8 +61,9 @@ TEST(FixedPointStartKeys, ReachTheLayerAndItsMap) {
   EXPECT_EQ(map->proximal_center, -4.0);
   std::ostringstream summary;
   built.module->print_summary(summary);
-  EXPECT_NE(summary.str().find("map energy step 0.5 mean_square proximal 0.1, forward anderson tol 1e-4 max 200, "
-                               "backward implicit anderson tol 1e-4 max 200 regularised 0.5, start -4"),
+  EXPECT_NE(summary.str().find("map energy step 0.5 mean_square proximal 0.1 (fc's z part hoisted), forward anderson "
+                               "tol 1e-4 max 200, backward implicit anderson tol 1e-4 max 200 regularised 0.5, "
+                               "start -4"),
             std::string::npos)
       << summary.str();
   // The proximal term pins the fixed point near the start where the network's energy is flat: with

@@ -1,9 +1,11 @@
-// What hoisting a net map's z part saves (the map key "hoist"): the same FPI layer built from a config
-// with and without it, on the Bibtex FPI_NN shape (z 1836, state 159, hidden 600, batch 40) and on the
-// optical-flow map of models/flow_fpi.json (z 18 channels, state 2, 64×64, batch 8). Per shape: one
-// iteration of g (no tape), and a training step (forward + backward of the layer alone) with exactly
-// `--iterations` forward and backward iterations, so both variants do the same number of steps. The
-// two variants run interleaved in one process, so the ratio holds on a loaded machine.
+// What hoisting a map's z part saves (the map key "hoist"): the same FPI layer built from a config
+// with and without it, on the Bibtex FPI_NN shape (z 1836, state 159, hidden 600, batch 40), the optical-
+// flow map of models/flow_fpi.json (z 18 channels, state 2, 64×64, batch 8) and the Bibtex FPI_GD energy
+// map of models/bibtex_fpi_gd.json (z 1836, state 159, 512 relu units on [z, sigmoid(x)], batch 80). Per
+// shape: one iteration of g (no tape; for FPI_GD that includes ∇ₓE), and a training step (forward +
+// backward of the layer alone) with exactly `--iterations` forward and backward iterations, so both
+// variants do the same number of steps. The two variants run interleaved in one process, so the ratio
+// holds on a loaded machine.
 //
 //   bench_fpi_hoist [--quick] [--iterations N] [--repeat N] [--threads N] [--json FILE]
 #include <cstdio>
@@ -22,6 +24,7 @@ using namespace fpi;
 
 struct Case {
   std::string name;
+  std::string map_keys;    // the map's keys before "hoist" and "layers"
   std::string map_layers;  // the map's "layers" array
   fpi::Shape z_sample, state;
   std::int64_t batch;
@@ -36,7 +39,7 @@ std::shared_ptr<train::GraphModule> build(const Case& s, bool hoist, int iterati
   const auto model = nlohmann::json::parse(R"({"layers": [{"name": "fpi", "type": "fixed_point", "input": "z",
       "state_shape": )" + state + R"(, "per_sample": false, "forward": )" + solver +
                                            R"(, "backward": )" + solver + R"(,
-      "map": {"type": "net", "hoist": )" + (hoist ? "true" : "false") +
+      "map": {)" + s.map_keys + R"(, "hoist": )" + (hoist ? "true" : "false") +
                                            R"(, "layers": )" + s.map_layers + "}}]}");
   Generator generator(3);
   return train::build_model(model, {{"z", s.z_sample}}, {}, generator).module;
@@ -51,16 +54,21 @@ int main(int argc, char** argv) {
   harness.add_count("--repeat", repeat, {5, 1}, "timed samples per measurement (the median is shown)");
   harness.parse(argc, argv);
   const std::vector<Case> shapes{
-      {"bibtex FPI_NN", R"([{"name": "join", "type": "concat", "inputs": ["z", "x"]},
+      {"bibtex FPI_NN", R"("type": "net")", R"([{"name": "join", "type": "concat", "inputs": ["z", "x"]},
         {"name": "fc1", "type": "dense", "units": 600}, {"name": "act1", "type": "relu"},
         {"name": "fc2", "type": "dense", "units": 159}, {"name": "out", "type": "sigmoid"}])",
        {1836}, {159}, 40},
-      {"flow", R"([{"name": "join", "type": "concat", "inputs": ["z", "x"]},
+      {"flow", R"("type": "net")", R"([{"name": "join", "type": "concat", "inputs": ["z", "x"]},
         {"name": "conv", "type": "conv2d", "channels": 8, "kernel_size": 3, "stride": 2, "padding": 1},
         {"name": "act", "type": "relu"},
         {"name": "deconv", "type": "conv_transpose2d", "channels": 2, "kernel_size": 4, "stride": 2, "padding": 1},
         {"name": "bound", "type": "tanh"}])",
        {18, 64, 64}, {2, 64, 64}, 8},
+      {"bibtex FPI_GD", R"("type": "energy", "step_size": 1)", R"([
+        {"name": "probs", "type": "sigmoid", "input": "x"},
+        {"name": "join", "type": "concat", "inputs": ["z", "probs"]},
+        {"name": "fc", "type": "dense", "units": 512}, {"name": "act", "type": "relu"}])",
+       {1836}, {159}, 80},
   };
   std::printf("FPI map hoisting, %s; training step = %d forward + %d backward iterations\n",
               harness.threads_description().c_str(), iterations, iterations);

@@ -5,6 +5,7 @@
 // point x̂ of its map for the input z (see fpi/fixed_point.hpp for the solver and the backward pass).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -89,14 +90,21 @@ enum class EnergyReduction {
 // g(x, z) = x − γ ∇ₓE(x, z), E = reduction(net(concat(z, x))). The gradient is taken with autograd
 // inside g, so g is a gradient-descent step on any differentiable energy; its backward pass uses
 // Hessian-vector products. The map is a contraction when γ is below 2 / (the largest curvature of E).
+// With `hoist` (the default) a Sequential net whose first module is a Linear or a Conv2d (or a
+// LipschitzBound of one) has that layer's z part computed once per solve, as NetMap does: each
+// iteration computes W_x·x and ∇ₓE alone.
 class EnergyDescentMap : public FixedPointMap {
  public:
   EnergyDescentMap(ModulePtr net, double step_size, EnergyReduction reduction = EnergyReduction::MeanSquare,
-                   std::int64_t dim = 1);
+                   std::int64_t dim = 1, bool hoist = true);
   // One energy per sample, shape (N).
   Tensor energy(const Tensor& x, const Tensor& z);
   Tensor step(const Tensor& x, const Tensor& z) override;
+  Tensor prepare(const Tensor& z) override;
+  Tensor step_prepared(const Tensor& x, const Tensor& u) override;
   std::string extra_repr() const override;
+  // Whether the first layer's z part is computed once per solve.
+  virtual bool hoisted() const { return split_.has_value(); }
 
   ModulePtr net;
   double step_size;
@@ -112,10 +120,17 @@ class EnergyDescentMap : public FixedPointMap {
   // its network another way (a config's sub-graph reads them by name) overrides this alone, so the
   // gradient step and its reduction exist once.
   virtual Tensor network_output(const Tensor& x, const Tensor& z);
+  // x − γ∇ₓE(x) for E the reduction of output(x): the step a map that hoists its own way (a config's
+  // sub-graph) takes from its prepared u.
+  Tensor descend(const Tensor& x, const std::function<Tensor(const Tensor&)>& output);
 
  private:
+  Tensor reduce(const Tensor& out, const Tensor& x) const;
+
   EnergyReduction reduction_;
   std::int64_t dim_;
+  std::optional<InputSplit> split_;
+  bool use_split_ = false;  // whether the last prepare() split (the split fits the input's shape)
 };
 
 // x̂ = FixedPoint(z): iterates the map from a constant state of shape (N, state_shape...), zeros
