@@ -5,9 +5,11 @@
 // shape: one iteration of g (no tape; for FPI_GD that includes ∇ₓE), and a training step (forward +
 // backward of the layer alone) with exactly `--iterations` forward and backward iterations, so both
 // variants do the same number of steps. The two variants run interleaved in one process, so the ratio
-// holds on a loaded machine.
+// holds on a loaded machine. Last, the FPI_GD forward solve with the authors' solver (plain gradient
+// descent with step 1, one test for the whole batch) run for exactly `--solve-iterations` iterations,
+// about what one of their batches takes (README, Bibtex): once per variant.
 //
-//   bench_fpi_hoist [--quick] [--iterations N] [--repeat N] [--threads N] [--json FILE]
+//   bench_fpi_hoist [--quick] [--iterations N] [--repeat N] [--solve-iterations N] [--threads N] [--json FILE]
 #include <cstdio>
 #include <string>
 
@@ -30,12 +32,13 @@ struct Case {
   std::int64_t batch;
 };
 
-std::shared_ptr<train::GraphModule> build(const Case& s, bool hoist, int iterations) {
+std::shared_ptr<train::GraphModule> build(const Case& s, bool hoist, int iterations, bool authors = false) {
   std::string state = "[";
   for (std::size_t i = 0; i < s.state.size(); ++i) state += (i ? ", " : "") + std::to_string(s.state[i]);
   state += "]";
+  const std::string authors_keys = authors ? R"(, "damp_cycles": false, "stall_window": 0)" : "";
   const std::string solver = R"({"solver": "picard", "tolerance": 1e-30, "max_iterations": )" +
-                             std::to_string(iterations) + "}";
+                             std::to_string(iterations) + authors_keys + "}";
   const auto model = nlohmann::json::parse(R"({"layers": [{"name": "fpi", "type": "fixed_point", "input": "z",
       "state_shape": )" + state + R"(, "per_sample": false, "forward": )" + solver +
                                            R"(, "backward": )" + solver + R"(,
@@ -48,10 +51,12 @@ std::shared_ptr<train::GraphModule> build(const Case& s, bool hoist, int iterati
 }  // namespace
 
 int main(int argc, char** argv) {
-  int iterations = 10, repeat = 5;
+  int iterations = 10, repeat = 5, solve_iterations = 10000;
   bench::Harness harness("bench_fpi_hoist", "A net map's z part computed once per solve against every iteration.");
   harness.add_count("--iterations", iterations, {10, 3}, "forward and backward iterations of a training step");
   harness.add_count("--repeat", repeat, {5, 1}, "timed samples per measurement (the median is shown)");
+  harness.add_count("--solve-iterations", solve_iterations, {10000, 3},
+                    "iterations of the FPI_GD forward solve with the authors' solver");
   harness.parse(argc, argv);
   const std::vector<Case> shapes{
       {"bibtex FPI_NN", R"("type": "net")", R"([{"name": "join", "type": "concat", "inputs": ["z", "x"]},
@@ -122,5 +127,25 @@ int main(int argc, char** argv) {
                number_cell(a / b, "%.2f"), number_cell(c * 1e3, "%.2f"), number_cell(d * 1e3, "%.2f"),
                number_cell(c / d, "%.2f")});
   }
+
+  const Case& gd = shapes.back();
+  bench::Table& solve = harness.table("authors_forward", {{"shape", 14, bench::Align::Left},
+                                                          {"iterations", 10},
+                                                          {"solve s plain", 13},
+                                                          {"solve s hoisted", 15},
+                                                          {"ratio", 6}});
+  auto plain = build(gd, false, solve_iterations, true), hoisted = build(gd, true, solve_iterations, true);
+  Generator gen(5);
+  const Tensor z = randn({gd.batch, gd.z_sample[0]}, {}, &gen);
+  const auto forward = [&](train::GraphModule& graph) {
+    return [&] {
+      NoGrad no_grad;
+      graph.forward({{"z", z}});
+    };
+  };
+  const double p = bench::time_calls(forward(*plain), {.warmup = 0, .repeat = 1}).median;
+  const double h = bench::time_calls(forward(*hoisted), {.warmup = 0, .repeat = 1}).median;
+  solve.add({bench::text_cell(gd.name), number_cell(solve_iterations, "%.0f"), number_cell(p, "%.3f"),
+             number_cell(h, "%.3f"), number_cell(p / h, "%.2f")});
   return harness.finish(0);
 }
