@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "fpi/autograd.hpp"
@@ -189,6 +190,19 @@ inline Tensors output_and_gradients(nn::FixedPointLayer& layer, const Tensor& z,
   Tensors out = autograd::grad({sum(x * w)}, wrt);
   out.insert(out.begin(), x.detach());
   return out;
+}
+
+// A hoisted map's {x̂, gradients} against the plain map's (output_and_gradients): equal within 1e-11 of
+// each one's scale, and that scale far from zero, or the comparison says nothing.
+inline void expect_hoisted_same(const Tensors& hoisted, const Tensors& plain) {
+  ASSERT_EQ(hoisted.size(), plain.size());
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    const double scale = max(abs(plain[i])).item();
+    EXPECT_GT(scale, 1e-6) << i << ": a zero gradient makes the comparison say nothing";
+    EXPECT_TRUE(allclose(hoisted[i], plain[i], 0.0, 1e-11 * scale))
+        << (i == 0 ? "the fixed point" : "gradient " + std::to_string(i - 1)) << ": "
+        << max(abs(hoisted[i] - plain[i])).item();
+  }
 }
 
 }  // namespace fpi::testing

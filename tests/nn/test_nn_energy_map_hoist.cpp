@@ -7,6 +7,7 @@
 
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
+#include "fixed_point_fixtures.hpp"
 #include "gradcheck.hpp"
 
 namespace fpi {
@@ -54,26 +55,12 @@ bool hoisted(const nn::FixedPointLayer& layer) {
   return std::dynamic_pointer_cast<nn::EnergyDescentMap>(layer.map)->hoisted();
 }
 
-// The fixed point and the gradients of <x̂, w> for z and every parameter.
 Tensors solve(nn::FixedPointLayer& layer, const Tensor& z, const Tensor& w) {
-  const Tensor zv = z.detach().requires_grad_();
-  const Tensor x = layer.forward(zv);
-  Tensors targets{zv};
-  for (const auto& p : layer.parameters()) targets.push_back(p);
-  Tensors out{x.detach()};
-  for (const Tensor& g : autograd::grad({sum(x * w)}, targets)) out.push_back(g);
-  return out;
+  return testing::output_and_gradients(layer, z, w);
 }
 
 void expect_same(const Tensors& hoisted_out, const Tensors& plain_out) {
-  ASSERT_EQ(hoisted_out.size(), plain_out.size());
-  for (std::size_t i = 0; i < plain_out.size(); ++i) {
-    const double scale = max(abs(plain_out[i])).item();
-    EXPECT_GT(scale, 1e-6) << i << ": a zero gradient makes the comparison say nothing";
-    EXPECT_TRUE(allclose(hoisted_out[i], plain_out[i], 0.0, 1e-11 * scale))
-        << (i == 0 ? "the fixed point" : "gradient " + std::to_string(i - 1)) << ": "
-        << max(abs(hoisted_out[i] - plain_out[i])).item();
-  }
+  testing::expect_hoisted_same(hoisted_out, plain_out);
 }
 
 TEST(EnergyMapHoist, DenseMeanSquareEnergyHoistedEqualsPlain) {

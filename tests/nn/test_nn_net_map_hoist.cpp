@@ -4,6 +4,7 @@
 // float64, and a net that does not start with such a layer is not hoisted.
 #include <gtest/gtest.h>
 
+#include "fixed_point_fixtures.hpp"
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
 
@@ -53,22 +54,11 @@ bool hoisted(const nn::FixedPointLayer& layer) {
 Tensors solve(nn::FixedPointLayer& layer, const Tensor& z, const Tensor& w) {
   layer.forward(z);
   layer.eval();
-  const Tensor x = layer.forward(z);
-  Tensors targets{z};
-  for (const auto& p : layer.parameters()) targets.push_back(p);
-  Tensors out{x.detach()};
-  for (const Tensor& g : autograd::grad({sum(x * w)}, targets)) out.push_back(g);
-  return out;
+  return testing::output_and_gradients(layer, z, w);
 }
 
 void expect_same(const Tensors& hoisted_out, const Tensors& plain_out) {
-  ASSERT_EQ(hoisted_out.size(), plain_out.size());
-  for (std::size_t i = 0; i < plain_out.size(); ++i) {
-    const double scale = max(abs(plain_out[i])).item();
-    EXPECT_GT(scale, 0.0) << i;
-    EXPECT_TRUE(allclose(hoisted_out[i], plain_out[i], 0.0, 1e-11 * scale))
-        << (i == 0 ? "the fixed point" : "gradient " + std::to_string(i - 1));
-  }
+  testing::expect_hoisted_same(hoisted_out, plain_out);
 }
 
 TEST(NetMapHoist, DenseMapHoistedEqualsPlain) {

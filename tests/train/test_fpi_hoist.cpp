@@ -4,18 +4,18 @@
 // order, and the split must be refused where it would not be exact.
 #include <gtest/gtest.h>
 
-#include <sstream>
-
 #include "fpi/generator.hpp"
 #include "fpi/nn.hpp"
 #include "fpi/ops.hpp"
 #include "fpi/train/graph.hpp"
 #include "gradcheck.hpp"
+#include "hoist_testing.hpp"
 
 namespace fpi::train {
 namespace {
 
 using nlohmann::json;
+using testing::summary_of;
 
 constexpr TensorOptions kF64{.dtype = kFloat64};
 
@@ -53,47 +53,11 @@ json conv_model(bool hoist, bool bound = false) {
 }
 
 std::shared_ptr<GraphModule> build(const json& model, const Shape& input) {
-  Generator generator(5);
-  return build_model(model, {{"features", input}}, kF64, generator).module;
-}
-
-std::string summary_of(const GraphModule& graph) {
-  std::ostringstream out;
-  graph.print_summary(out);
-  return out.str();
-}
-
-// Output and gradients (z first, then the parameters in order) of <model(z), w>.
-Tensors output_and_gradients(GraphModule& graph, const Tensor& z, const Tensor& w) {
-  const Tensor zv = z.detach().requires_grad_();
-  const Tensor out = graph.forward({{"features", zv}});
-  Tensors targets{zv};
-  for (const auto& p : graph.parameters()) targets.push_back(p);
-  Tensors result{out.detach()};
-  for (const Tensor& g : autograd::grad({sum(out * w)}, targets)) result.push_back(g);
-  return result;
+  return testing::build_f64(model, input);
 }
 
 void expect_same_as_plain(const json& hoisted, const json& plain, const Shape& input, const Shape& batch) {
-  auto a = build(hoisted, input), b = build(plain, input);
-  EXPECT_NE(summary_of(*a).find("z part hoisted"), std::string::npos) << summary_of(*a);
-  EXPECT_EQ(summary_of(*b).find("hoisted"), std::string::npos) << summary_of(*b);
-  Generator gen(8);
-  const Tensor z = randn(batch, kF64, &gen);
-  Shape out_shape;
-  {
-    NoGrad no_grad;  // on both, so that bounded layers take the same power-iteration steps
-    out_shape = a->forward({{"features", z}}).shape();
-    b->forward({{"features", z}});
-  }
-  const Tensor w = randn(out_shape, kF64, &gen);
-  const Tensors ga = output_and_gradients(*a, z, w), gb = output_and_gradients(*b, z, w);
-  ASSERT_EQ(ga.size(), gb.size());
-  for (std::size_t i = 0; i < ga.size(); ++i) {
-    ASSERT_TRUE(ga[i].defined() && gb[i].defined()) << i;
-    EXPECT_LT(max(abs(ga[i] - gb[i])).item(), 1e-11) << "output/gradient " << i;
-    EXPECT_GT(max(abs(gb[i])).item(), 1e-6) << "gradient " << i << " is zero; the comparison says nothing";
-  }
+  testing::expect_hoisted_same_as_plain(*build(hoisted, input), *build(plain, input), batch);
 }
 
 TEST(HoistedNetMap, DenseMapMatchesThePlainMap) {
