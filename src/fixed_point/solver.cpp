@@ -18,6 +18,12 @@ namespace fpi::fixed_point_detail {
 
 using ops::SolverColumn;
 
+// The backend's row state stores stages as numbers it cannot take from fpi/fixed_point.hpp.
+static_assert(backend::kStageNone == static_cast<double>(FallbackStage::None) &&
+              backend::kStageRegularised == static_cast<double>(FallbackStage::RegularisedAnderson) &&
+              backend::kStageDampedPicard == static_cast<double>(FallbackStage::DampedPicard) &&
+              backend::kStageBestIterate == static_cast<double>(FallbackStage::BestIterate));
+
 namespace {
 
 std::vector<std::pair<std::int64_t, std::int64_t>> runs(const Rows& rows) {
