@@ -101,7 +101,10 @@ ConfigError::ConfigError(const std::string& message) : Error(escape_control_char
 
 ConfigError::ConfigError(const std::vector<std::string>& problems) : Error([&] {
   std::string lines;
-  for (std::size_t i = 0; i < problems.size(); ++i) lines += (i ? "\n" : "") + escape_control_characters(problems[i]);
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    if (i > 0) lines += '\n';
+    lines += escape_control_characters(problems[i]);
+  }
   return lines;
 }()) {}
 
@@ -239,7 +242,7 @@ std::vector<std::int64_t> JsonObject::integers(const std::string& key, std::int6
     // "a positive integer" -> "positive integers", "an integer from 1 to 5" -> "integers from 1 to 5".
     std::string each = describe_integer(min, max);
     each = each.substr(each.find(' ') + 1);
-    each.insert(each.find("integer") + 7, "s");
+    each.insert(each.find("integer") + 7, 1, 's');
     refuse(key, "an array of " + each, value);
   }
   std::vector<std::int64_t> out;
