@@ -1,11 +1,13 @@
 // CPU element-wise primitives: copy (with dtype conversion), fill, unary and binary maps. The maps'
-// formulas are shared with the CUDA kernels (backend/scalar_ops.hpp).
+// formulas are shared with the CUDA kernels (backend/scalar_ops.hpp), except float32 tanh (vector_tanh.hpp).
 #include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/dispatch.hpp"
 #include "backend/cpu/parallel.hpp"
 #include "backend/cpu/strided_loop.hpp"
+#include "backend/cpu/vector_tanh.hpp"
 #include "backend/scalar_ops.hpp"
 
 namespace fpi::backend::cpu {
@@ -56,6 +58,9 @@ void map2(const Tensor& dst, const Tensor& lhs, const Tensor& rhs, F f) {
 // One instantiation of map1, hence one straight loop, per opcode: the opcode is decided once per call.
 template <class T>
 void unary_typed(UnaryOp op, const Tensor& dst, const Tensor& src, T a, T b) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (op == UnaryOp::Tanh) return map1<float, float>(dst, src, [](float x) { return vector_tanh(x); });
+  }
   bool known = false;
   with_unary_formula(op, a, b, [&](auto formula) {
     map1<T, T>(dst, src, formula);
