@@ -37,18 +37,21 @@ std::vector<std::pair<std::int64_t, std::int64_t>> runs(const Rows& rows) {
   return out;
 }
 
-// The last `history` iterates and map values of every active sample, as ring buffers (k, m, n).
+// The last `history` map values and residuals f = g(x) − x of every active sample, as ring buffers
+// (k, m, n). The residuals are kept rather than the iterates: the least-squares problem needs them, and
+// the step Σ α_i (β g_i + (1 − β) x_i) is Σ α_i g_i − (1 − β) Σ α_i f_i, two products with the weights
+// instead of a mixed copy of the whole history.
 class AndersonHistory {
  public:
   AndersonHistory(int history, const Tensor& like) : capacity_(history) {
     const Shape shape{like.size(0), history, like.size(1)};
-    xs_ = zeros(shape, like.options());
     gs_ = zeros(shape, like.options());
+    fs_ = zeros(shape, like.options());
   }
 
-  void push(const Tensor& x, const Tensor& gx) {
-    xs_.select(1, next_).copy_(x);
+  void push(const Tensor& gx, const Tensor& f) {
     gs_.select(1, next_).copy_(gx);
+    fs_.select(1, next_).copy_(f);
     latest_ = next_;
     next_ = (next_ + 1) % capacity_;
     count_ = std::min(count_ + 1, capacity_);
@@ -61,18 +64,16 @@ class AndersonHistory {
     const std::int64_t k = x.size(0);
     const Tensor beta = column(state, SolverColumn::Beta, x.dtype());
     if (count_ < 2) return x + f * beta;
-    const Tensor xs = xs_.slice(1, 0, count_), gs = gs_.slice(1, 0, count_);
-    const Tensor fs = gs - xs;
+    const Tensor gs = gs_.slice(1, 0, count_), fs = fs_.slice(1, 0, count_);
     const Tensor weights =
         ops::anderson_weights(matmul(fs, fs.transpose(1, 2)), state, latest_).to(x.dtype()).reshape({k, 1, count_});
     const Tensor one_minus_beta = column(state, SolverColumn::OneMinusBeta, x.dtype());
-    const Tensor mixed = gs * beta.unsqueeze(2) + xs * one_minus_beta.unsqueeze(2);
-    return matmul(weights, mixed).reshape({k, x.size(1)});
+    return (matmul(weights, gs) - matmul(weights, fs) * one_minus_beta.unsqueeze(2)).reshape({k, x.size(1)});
   }
 
   void keep(const Rows& positions) {
-    xs_ = take_rows(xs_, positions);
     gs_ = take_rows(gs_, positions);
+    fs_ = take_rows(fs_, positions);
   }
 
   // Column `c` of the row state as a (rows, 1) tensor of `dtype`.
@@ -83,7 +84,7 @@ class AndersonHistory {
  private:
   int capacity_;
   int count_ = 0, next_ = 0, latest_ = 0;
-  Tensor xs_, gs_;
+  Tensor gs_, fs_;
 };
 
 }  // namespace
@@ -273,7 +274,7 @@ SolveResult solve(const ActiveMap& map, const Tensor& x0, const SolverOptions& o
 
     Tensor next;
     if (anderson) {
-      history->push(x, gx);
+      history->push(gx, f);
       next = history->step(x, f, state);
     } else {
       next = x + f * AndersonHistory::column(state, SolverColumn::Beta, x.dtype());
