@@ -43,7 +43,7 @@ struct SolverOptions {
   // Stop a sample when ‖g(x) − x‖ / max(‖x‖, ‖g(x)‖) < tolerance, OR ‖g(x) − x‖ <= absolute_tolerance.
   // Either passing is enough: the relative test asks for ever smaller steps as a fixed point nears 0
   // (where it is meaningless), and an unnormalised ‖Δx‖ is the stopping test of the authors' FPI_GD.
-  double tolerance = 1e-4;
+  double tolerance = 1e-4;  // 0 = absolute test only
   double absolute_tolerance = 0.0;  // 0 = relative test only
   int min_iterations = 0;
   int max_iterations = 200;

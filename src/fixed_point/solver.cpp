@@ -107,7 +107,6 @@ void put_rows(const Tensor& dst, const Rows& rows, const Tensor& src) {
 }
 
 void validate(const SolverOptions& o, const std::string& where) {
-  FPI_CHECK(o.tolerance > 0.0, where, ": tolerance must be positive, got ", o.tolerance);
   FPI_CHECK(o.max_iterations >= 1, where, ": max_iterations must be at least 1, got ", o.max_iterations);
   FPI_CHECK(o.min_iterations >= 0 && o.min_iterations <= o.max_iterations, where, ": min_iterations (",
             o.min_iterations, ") must lie in [0, max_iterations = ", o.max_iterations, "]");
@@ -116,6 +115,10 @@ void validate(const SolverOptions& o, const std::string& where) {
   FPI_CHECK(o.anderson_ridge >= 0.0, where, ": anderson_ridge must be non-negative, got ", o.anderson_ridge);
   FPI_CHECK(std::isfinite(o.absolute_tolerance) && o.absolute_tolerance >= 0.0, where,
             ": absolute_tolerance must be a finite number >= 0 (0 = off), got ", o.absolute_tolerance);
+  FPI_CHECK(std::isfinite(o.tolerance) && o.tolerance >= 0.0, where,
+            ": tolerance must be a finite number >= 0 (0 = no relative test), got ", o.tolerance);
+  FPI_CHECK(o.tolerance > 0.0 || o.absolute_tolerance > 0.0, where,
+            ": tolerance and absolute_tolerance are both 0, so no sample could ever stop; set one of them above 0");
   FPI_CHECK(o.check_every >= 0, where, ": check_every must be 0 (automatic) or positive, got ", o.check_every);
   FPI_CHECK(o.stall_window >= 0, where, ": stall_window must be 0 (no fallback) or positive, got ", o.stall_window);
 }

@@ -330,8 +330,12 @@ SolverOptions read_solver(JsonObject& args, const std::string& key) {
   SolverOptions s;
   s.solver =
       object.choice("solver", kSolvers, "anderson") == "picard" ? FixedPointSolver::Picard : FixedPointSolver::Anderson;
-  s.tolerance = object.positive_number("tolerance", defaults.tolerance);
+  s.tolerance = object.number("tolerance", 0.0, kMaxNumber, defaults.tolerance);
   s.absolute_tolerance = object.number("absolute_tolerance", 0.0, kMaxNumber, defaults.absolute_tolerance);
+  if (s.tolerance == 0.0 && s.absolute_tolerance == 0.0)
+    config_fail(object.key_path("tolerance"),
+                ": 0 turns the relative test off, so absolute_tolerance must be above 0; with neither no sample could "
+                "ever stop");
   s.max_iterations = static_cast<int>(object.integer("max_iterations", 1, kMaxCount, defaults.max_iterations));
   s.min_iterations = static_cast<int>(object.integer("min_iterations", 0, kMaxCount, defaults.min_iterations));
   if (s.min_iterations > s.max_iterations)

@@ -232,6 +232,12 @@ TEST(FixedPointFallback, AbsoluteToleranceStopsWhereTheRelativeTestCannot) {
   // ‖g(x_k) − x_k‖ = 2 · 2⁻ᵏ at iteration k (‖x0‖ = 2), first <= 1e-6 at k = 21.
   EXPECT_EQ(stats->forward.max_iterations(), 21);
   EXPECT_LT(max(abs(x)).item(), 1e-6);
+  // tolerance 0 turns the relative test off: the absolute one alone stops at the same iteration.
+  o.forward.tolerance = 0.0;
+  stats = std::make_shared<FixedPointStats>();
+  fixed_point(halve, z, {}, x0, o, stats);
+  EXPECT_EQ(stats->forward.converged_fraction(), 1.0);
+  EXPECT_EQ(stats->forward.max_iterations(), 21);
   // The same stop in the recorded loop of the unrolled backward.
   o.backward_mode = FixedPointBackward::Unrolled;
   stats = std::make_shared<FixedPointStats>();
@@ -256,6 +262,13 @@ TEST(FixedPointFallback, BadOptionsNameTheOption) {
   o.forward.absolute_tolerance = std::numeric_limits<double>::quiet_NaN();
   expect_error(o, "fixed_point 'f': forward: absolute_tolerance");
   o.forward.absolute_tolerance = 0.0;
+  o.forward.tolerance = -1e-4;
+  expect_error(o, "fixed_point 'f': forward: tolerance must be a finite number >= 0");
+  o.forward.tolerance = std::numeric_limits<double>::quiet_NaN();
+  expect_error(o, "fixed_point 'f': forward: tolerance must be a finite number >= 0");
+  o.forward.tolerance = 0.0;
+  expect_error(o, "fixed_point 'f': forward: tolerance and absolute_tolerance are both 0");
+  o.forward.tolerance = 1e-4;
   o.backward.stall_window = -1;
   expect_error(o, "fixed_point 'f': backward: stall_window");
 }
