@@ -135,6 +135,10 @@ int main(int argc, char** argv) {
   for (const std::string& name : split_list(configs)) try {
     const train::RunConfig config =
         train::load_config("models/" + name + ".json", overrides_for(name, harness.quick()));
+    // One-off costs of the process (the data files' first reads, the allocator's first pages, BLAS
+    // start-up) would otherwise land in the first setup timed, and subtracting it made the trainer's
+    // epoch negative with one repeat.
+    { const train::Experiment warm_up(config); }
     // The minimum over repeats of each figure: noise from other processes only ever adds.
     Seconds bare{1e300, 1e300}, trainer{1e300, 1e300};
     EpochTimes fixed{{1e300, 1e300}, {}, {1e300, 1e300}};
