@@ -96,6 +96,8 @@ const BadInput kBadInputs[] = {
     {"eval_bad_split", kNoChange, "eval config.json --split dev --checkpoint x", 2,
      "dev not in {test,validation,train}"},
     {"train_without_config", kNoChange, "train", 2, "give a CONFIG file, or --resume RUN_DIR"},
+    {"also_evaluate_bad_split", kNoChange, "train config.json --also-evaluate dev", 2,
+     "--also-evaluate: dev not in {train,validation,test}"},
     {"demo_bad_steps", kNoChange, "demo --steps 0", 2, "needs a whole number from 1 to 1000000, got '0'"},
     {"set_without_equals", kNoChange, "validate config.json --set train.epochs", 2, "--set train.epochs"},
     {"set_into_missing_object", kNoChange, "validate config.json --set nothing.here=1", 2, "--set nothing.here=1"},
@@ -288,6 +290,21 @@ TEST_F(CliTest, TrainThenEvalOnTheToyProblem) {
   // The same run directory again is refused, and --force replaces it.
   EXPECT_EQ(run_fpi(dir_, "train config.json --out run --quiet").status, 1);
   EXPECT_EQ(run_fpi(dir_, "train config.json --out run --quiet --force").status, 0);
+}
+
+TEST_F(CliTest, AlsoEvaluateRecordsTheTestSplitEveryEpochWithoutChoosingOnIt) {
+  write_config("config.json", toy_config());
+  const Outcome trained = run_fpi(dir_, "train config.json --out run --quiet --also-evaluate test");
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  std::istringstream lines(fpi::io::read_file((dir_ / "run" / "metrics.jsonl").string()));
+  int epochs = 0;
+  for (std::string line; std::getline(lines, line); ++epochs) {
+    const json record = json::parse(line);
+    EXPECT_GT(record["test"]["loss"].get<double>(), 0.0) << line;
+    EXPECT_NE(record["test"]["loss"], record["validation"]["loss"]) << line;
+  }
+  EXPECT_EQ(epochs, 2);
+  EXPECT_NE(trained.output.find("best validation loss"), std::string::npos) << trained.output;
 }
 
 TEST_F(CliTest, ResumeWithEpochsContinuesTheRun) {

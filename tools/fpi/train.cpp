@@ -104,6 +104,7 @@ struct TrainArgs {
   std::string out;
   std::string resume;
   std::vector<std::string> overrides;
+  std::vector<std::string> also_evaluate;
   long long dist_check_every = 100;
   double dist_bucket_mb = 4.0;
   bool force = false;
@@ -142,6 +143,7 @@ int train_on(const TrainArgs& args, fpi::dist::Communicator& communicator) {
   options.stop_requested = &g_stop_requested;
   options.communicator = &communicator;
   options.dist_check_every = args.dist_check_every;
+  options.also_evaluate = args.also_evaluate;
   options.dist_bucket_bytes = static_cast<std::size_t>(args.dist_bucket_mb * 1024.0 * 1024.0);
   install_interrupt_handler();
 
@@ -311,6 +313,12 @@ Command add_train(CLI::App& app) {
   command->add_option("--resume", args->resume, "continue the run in DIR from its last checkpoint")
       ->type_name("DIR");
   add_overrides(command, args->overrides);
+  command->add_option("--also-evaluate", args->also_evaluate,
+                      "evaluate SPLIT too at every evaluation, into metrics.jsonl, never to choose the best "
+                      "checkpoint (the paper's protocol: the best test number over epochs); repeatable")
+      ->check(CLI::IsMember({"train", "validation", "test"}))
+      ->type_name("SPLIT")
+      ->allow_extra_args(false);
   command->add_flag("--force", args->force, "replace the run directory if it exists");
   command->add_flag("--quiet", args->quiet, "print only the final summary");
   command->add_option("--dist-check-every", args->dist_check_every,
