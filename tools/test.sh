@@ -18,8 +18,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
 fpi_ensure_deps
 if $sanitize; then
   FPI_BUILD_DIR="$FPI_ROOT/build-sanitize"
-  # nvcc's host code is not instrumented, so the sanitizer build leaves the CUDA backend out.
-  flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  # nvcc's host code is not instrumented, so the sanitizer build leaves the CUDA backend out. GCC's manual
+  # warns that sanitizers raise the rate of false -Wmaybe-uninitialized reports; GCC 12 printed 14 of them
+  # from std::regex inside valijson here. The plain build keeps the warning.
+  flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-maybe-uninitialized"
   fpi_configure_and_build -DFPI_BUILD_TESTS=ON -DFPI_CUDA=OFF "-DCMAKE_CXX_FLAGS=$flags" \
     "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"
   export UBSAN_OPTIONS=print_stacktrace=1

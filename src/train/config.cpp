@@ -15,14 +15,19 @@
 #include <sstream>
 
 // GCC 12 reports a -Wrestrict overlap inside valijson's JSON-pointer code that cannot happen (a
-// known false positive of std::string::replace once inlined), which would bury real warnings.
+// known false positive of std::string::replace once inlined), which would bury real warnings. Clang
+// reads GCC's pragmas too but has no -Wrestrict, and would warn about the unknown option.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validator.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include "fpi/data/arff.hpp"
 #include "fpi/data/flow.hpp"
