@@ -57,11 +57,16 @@ const std::vector<Case> kCases = {
     {2, 70, 17, 4, 9, 3, 1, 1, 1, 1, 0, 1, 1},
     {1, 64, 1, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1},
     {3, 1, 64, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1},
+    // Weight gradients by lane-wise dot products, the output channels in groups of 8, 4, 2 and 1: 7 is
+    // all three smaller groups; 8 and 18 -> 8 are the optical-flow FPI map's first convolution.
+    {2, 3, 7, 11, 9, 3, 3, 2, 2, 1, 1, 1, 1},
+    {2, 18, 8, 14, 13, 3, 3, 2, 2, 1, 1, 1, 1},
     // Large enough to be shared between threads: one image split between them, and images split
     // mid-way for the weight gradient's per-thread sums.
     {1, 16, 32, 40, 36, 3, 3, 1, 1, 1, 1, 1, 1},
     {3, 16, 24, 30, 26, 3, 3, 2, 2, 1, 1, 1, 1},
     {1, 12, 20, 33, 31, 3, 3, 2, 1, 1, 1, 1, 1},
+    {3, 18, 8, 40, 38, 3, 3, 2, 2, 1, 1, 1, 1},
     // Stride 1 with dilation: the transposed convolution's output padding exceeds what the stride
     // absorbs, so its input is embedded in zeros first.
     {2, 2, 3, 5, 6, 3, 2, 1, 1, 1, 0, 2, 3, 1, 2},

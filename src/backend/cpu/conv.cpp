@@ -445,29 +445,35 @@ void backward_data(const T* gy, const T* w, T* gx, const Conv2dDesc& d, const Te
 // gyt[q - q0, m] = gy[m, oh, ow] for grid positions q0 <= q < q0 + depth of one image, q = oh * grid_w
 // + ow; zero in the grid's extra columns and in the channels that round a row up to whole vectors.
 // Built one chunk at a time, just before the tiles read it, so it never leaves the L1 cache.
+// The grid position is stepped, not divided out of q: a division per element cost as much as the
+// products that read the chunk.
 template <class T>
 void transpose_gradient(const T* gy, const Conv2dDesc& d, const Plan& p, std::int64_t q0, std::int64_t depth,
                         std::int64_t channels, T* gyt) {
   const std::int64_t out_w = d.out_w, grid_w = p.grid_w, live = d.out_channels, plane = d.out_h * d.out_w;
+  std::int64_t oh = q0 / grid_w, ow = q0 % grid_w;
   for (std::int64_t q = q0; q < q0 + depth; ++q, gyt += channels) {
-    const std::int64_t oh = q / grid_w, ow = q % grid_w;
     if (ow >= out_w) {
       for (std::int64_t m = 0; m < channels; ++m) gyt[m] = T(0);
-      continue;
+    } else {
+      const T* in = gy + oh * out_w + ow;
+      for (std::int64_t m = 0; m < channels; ++m) gyt[m] = m < live ? in[m * plane] : T(0);
     }
-    const T* in = gy + oh * out_w + ow;
-    for (std::int64_t m = 0; m < channels; ++m) gyt[m] = m < live ? in[m * plane] : T(0);
+    if (++ow == grid_w) ow = 0, ++oh;
   }
 }
 
-// gyg[m, q] = gy[m, oh, ow] for one image at grid position q, zero elsewhere up to `length`.
+// gyg[m, q] = gy[m, oh, ow] for one image at grid position q = oh * grid_w + ow, zero in the grid's extra
+// columns and from the end of the grid up to `length`.
 template <class T>
 void grid_gradient(const T* gy, const Conv2dDesc& d, const Plan& p, std::int64_t length, T* gyg) {
   for (std::int64_t m = 0; m < d.out_channels; ++m, gyg += length) {
-    for (std::int64_t q = 0; q < length; ++q) {
-      const std::int64_t oh = q / p.grid_w, ow = q % p.grid_w;
-      gyg[q] = q < p.grid && ow < d.out_w ? gy[(m * d.out_h + oh) * d.out_w + ow] : T(0);
+    T* row = gyg;
+    for (std::int64_t oh = 0; oh < d.out_h; ++oh, row += p.grid_w, gy += d.out_w) {
+      std::copy(gy, gy + d.out_w, row);
+      std::fill(row + d.out_w, row + p.grid_w, T(0));
     }
+    std::fill(row, gyg + length, T(0));
   }
 }
 
@@ -502,17 +508,46 @@ void accumulate_filter(const T* src, const std::int64_t* rows, std::int64_t k_ro
   }
 }
 
-// acc[k, m] += sum_q src[rows[k] + q] gyg[m, q] over one image's `length` grid positions, with the
-// positions in the vector.
+// acc[k, m, l] += sum over grid positions q = l (mod lanes) of src[rows[k] + q] gyg[m, q], over one
+// image's `length` positions, for all taps k and for output channels m0 <= m < m0 + MC: lane-wise
+// sums, added up once at the end rather than per image. Each image's sums start from zero and are
+// then added, so that no lane runs a sum over the whole batch (float32 rounding grows with its length).
+template <class T, int MC>
+void accumulate_filter_dot(const T* src, const std::int64_t* rows, std::int64_t k_rows, const T* gyg,
+                           std::int64_t length, std::int64_t m0, std::int64_t channels, T* acc) {
+  conv::DotTile<T, std::clamp(conv::kAccumulators / MC, 1, 12), MC> tile;
+  for (std::int64_t k0 = 0; k0 < k_rows; k0 += tile.rows) {
+    tile.zero();
+    tile.multiply(length, src, rows + k0, gyg + m0 * length, length);
+    T* sums = acc + (k0 * channels + m0) * kLanes<T>;
+    for (int k = 0; k < tile.rows; ++k)
+      for (int m = 0; m < MC; ++m) {
+        conv::Vec<T> total;
+        conv::load(total, sums + (k * channels + m) * kLanes<T>);
+        total += tile.acc[k][m];
+        conv::store(sums + (k * channels + m) * kLanes<T>, total);
+      }
+  }
+}
+
+// The same for all output channels, in groups of 8, 4, 2 and 1.
 template <class T>
 void accumulate_filter_dot(const T* src, const std::int64_t* rows, std::int64_t k_rows, const T* gyg,
                            std::int64_t length, std::int64_t channels, T* acc) {
-  conv::DotTile<T, 12> tile;
-  for (std::int64_t m = 0; m < channels; ++m) {
-    for (std::int64_t k0 = 0; k0 < k_rows; k0 += tile.rows) {
-      tile.zero();
-      tile.multiply(length, src, rows + k0, gyg + m * length);
-      for (int k = 0; k < tile.rows; ++k) acc[(k0 + k) * channels + m] += tile.sum(k);
+  for (std::int64_t m0 = 0; m0 < channels;) {
+    const std::int64_t left = channels - m0;
+    if (left >= 8) {
+      accumulate_filter_dot<T, 8>(src, rows, k_rows, gyg, length, m0, channels, acc);
+      m0 += 8;
+    } else if (left >= 4) {
+      accumulate_filter_dot<T, 4>(src, rows, k_rows, gyg, length, m0, channels, acc);
+      m0 += 4;
+    } else if (left >= 2) {
+      accumulate_filter_dot<T, 2>(src, rows, k_rows, gyg, length, m0, channels, acc);
+      m0 += 2;
+    } else {
+      accumulate_filter_dot<T, 1>(src, rows, k_rows, gyg, length, m0, channels, acc);
+      m0 += 1;
     }
   }
 }
@@ -534,7 +569,9 @@ void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const 
   std::vector<std::int64_t> gyt_rows(dot ? 0 : chunk);
   for (std::size_t q = 0; q < gyt_rows.size(); ++q) gyt_rows[q] = static_cast<std::int64_t>(q) * channels;
 
-  const std::int64_t threads = num_threads(), sums_size = padded_rows * channels;
+  // The dot products keep a sum per lane.
+  const std::int64_t lanes = dot ? kLanes<T> : 1;
+  const std::int64_t threads = num_threads(), sums_size = padded_rows * channels * lanes;
   const std::int64_t scratch_size = p.scratch_size + channels * chunk;  // the source, then gy's chunk
   Tensor sums = zeros({threads * sums_size}, options);
   Tensor scratch = empty({threads * scratch_size}, options);
@@ -560,7 +597,8 @@ void backward_filter(const T* x, const T* gy, T* gw, const Conv2dDesc& d, const 
   for (std::int64_t m = 0; m < d.out_channels; ++m) {
     for (std::int64_t k = 0; k < k_rows; ++k) {
       T total = 0;
-      for (std::int64_t t = 0; t < threads; ++t) total += acc[t * sums_size + k * channels + m];
+      for (std::int64_t t = 0; t < threads; ++t)
+        for (std::int64_t l = 0; l < lanes; ++l) total += acc[t * sums_size + (k * channels + m) * lanes + l];
       gw[m * k_rows + k] = total;
     }
   }

@@ -101,36 +101,34 @@ struct Tile {
   }
 };
 
-// MR dot products with the positions in the vector, for reductions whose other side is too narrow
-// to fill a vector (a convolution with one output channel): acc[m] += a_m[q..] * b[q..] lane-wise
-// over q = 0, lanes, ... < depth, and sum(m) adds the lanes up at the end.
-template <class T, int MR>
+// KR x MC dot products with the positions in the vector, for reductions whose other side is too
+// narrow to fill a vector (a weight gradient with few output channels): acc[k][m] += a_k[q..] * b_m[q..]
+// lane-wise over q = 0, lanes, ... < depth, with a_k = a + a_rows[k] and b_m = b + m * b_stride. Each
+// step loads KR + MC vectors for KR * MC products, where one row of b at a time (MC = 1) loaded 13 for
+// 12; the lanes are added up by the caller.
+template <class T, int KR, int MC>
 struct DotTile {
-  static constexpr int rows = MR;
-  Vec<T> acc[MR];
+  static constexpr int rows = KR;
+  static constexpr int columns = MC;
+  Vec<T> acc[KR][MC];
 
   void zero() {
-    for (auto& v : acc) v = Vec<T>{};
+    for (auto& row : acc)
+      for (auto& v : row) v = Vec<T>{};
   }
 
-  void multiply(std::int64_t depth, const T* a, const std::int64_t* a_rows, const T* b) {
-    const T* a_row[MR];
-    for (int m = 0; m < MR; ++m) a_row[m] = a + a_rows[m];
+  void multiply(std::int64_t depth, const T* a, const std::int64_t* a_rows, const T* b, std::int64_t b_stride) {
+    const T* a_row[KR];
+    for (int k = 0; k < KR; ++k) a_row[k] = a + a_rows[k];
     for (std::int64_t q = 0; q < depth; q += kLanes<T>) {
-      Vec<T> bq;
-      load(bq, b + q);
-      for (int m = 0; m < MR; ++m) {
-        Vec<T> am;
-        load(am, a_row[m] + q);
-        acc[m] += am * bq;
+      Vec<T> bq[MC];
+      for (int m = 0; m < MC; ++m) load(bq[m], b + m * b_stride + q);
+      for (int k = 0; k < KR; ++k) {
+        Vec<T> ak;
+        load(ak, a_row[k] + q);
+        for (int m = 0; m < MC; ++m) acc[k][m] += ak * bq[m];
       }
     }
-  }
-
-  T sum(int m) const {
-    T total = 0;
-    for (int l = 0; l < kLanes<T>; ++l) total += acc[m][l];
-    return total;
   }
 };
 
