@@ -204,19 +204,20 @@ void split_phases(const Plan& p, const T* x, T* dst) {
   const Conv2dDesc& d = p.d;
   for (std::int64_t c = 0; c < d.in_channels; ++c)
     for (std::int64_t a = 0; a < d.stride_h; ++a)
-      for (std::int64_t b = 0; b < d.stride_w; ++b)
+      for (std::int64_t b = 0; b < d.stride_w; ++b) {
+        // Columns t0 <= t < t1 lie inside the image; the loop over them has no test, so that at
+        // stride 2 (a constant there) it compiles to vector loads and a permute. Found once per
+        // phase: two divisions per row cost about as much as the copy of a 33-wide row.
+        const std::int64_t shift = b - d.pad_w;
+        const std::int64_t t0 = std::clamp<std::int64_t>(ceil_div_signed(-shift, d.stride_w), 0, p.plane_w);
+        const std::int64_t t1 = std::clamp<std::int64_t>(ceil_div_signed(d.in_w - shift, d.stride_w), t0, p.plane_w);
         for (std::int64_t r = 0; r < p.plane_h; ++r, dst += p.plane_w) {
           const std::int64_t h = r * d.stride_h + a - d.pad_h;
           if (h < 0 || h >= d.in_h) {
             for (std::int64_t t = 0; t < p.plane_w; ++t) dst[t] = T(0);
             continue;
           }
-          // Columns t0 <= t < t1 lie inside the image; the loop over them has no test, so that at
-          // stride 2 (a constant there) it compiles to vector loads and a permute.
           const T* in = x + (c * d.in_h + h) * d.in_w;
-          const std::int64_t shift = b - d.pad_w;
-          const std::int64_t t0 = std::clamp<std::int64_t>(ceil_div_signed(-shift, d.stride_w), 0, p.plane_w);
-          const std::int64_t t1 = std::clamp<std::int64_t>(ceil_div_signed(d.in_w - shift, d.stride_w), t0, p.plane_w);
           std::fill(dst, dst + t0, T(0));
           if (d.stride_w == 2)
             for (std::int64_t t = t0; t < t1; ++t) dst[t] = in[2 * t + shift];
@@ -224,6 +225,7 @@ void split_phases(const Plan& p, const T* x, T* dst) {
             for (std::int64_t t = t0; t < t1; ++t) dst[t] = in[t * d.stride_w + shift];
           std::fill(dst + t1, dst + p.plane_w, T(0));
         }
+      }
 }
 
 // The adjoint of split_phases for one image (padding not negative): each pixel takes the value of
