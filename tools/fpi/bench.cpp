@@ -374,6 +374,9 @@ int run_paper(const BenchArgs& args) {
   if (error) fpi::fail("bench paper: cannot create '", (out / "runs").string(), "': ", error.message());
 
   const std::string command = exact_command();
+  // Read before the runs, not after: a checkout that moves during an hour's run would otherwise name a
+  // commit the results did not come from.
+  const std::string commit = git_commit();
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   std::vector<RunResult> results;
@@ -412,7 +415,7 @@ int run_paper(const BenchArgs& args) {
                   {"cores", std::thread::hardware_concurrency()},
                   {"fpi_threads", fpi::num_threads()},
                   {"device", !results.empty() ? results[0].device : backward ? backward_device.str() : "none"},
-                  {"commit", git_commit()},
+                  {"commit", commit},
                   {"date", utc_now()}};
 
   std::vector<Section> sections;
