@@ -49,12 +49,20 @@ fs::path fresh_folder(const std::string& name) {
   return folder;
 }
 
+const std::string kEnv = "FPI_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 ";
+
+// mpirun on `ranks` processes, run in a test's own folder. Open MPI 4 keeps its session directory at
+// $TMPDIR/ompi.HOST.UID, shared by every mpirun of the user, and two launchers that create it at the same
+// moment can fail ("mkdir ... File exists", CI saw it with ctest -j2): each launch gets its folder instead.
+std::string mpirun(int ranks) {
+  return "TMPDIR=\"$PWD\" mpirun --oversubscribe --allow-run-as-root -x FPI_NUM_THREADS -x ASAN_OPTIONS -np " +
+         std::to_string(ranks) + " ";
+}
+
 // `fpi train ARGS` on `ranks` processes (ranks 0: without mpirun).
 std::string launch(int ranks, const std::string& args) {
-  const std::string env = "FPI_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 ";
-  if (ranks == 0) return env + "\"$FPI\" train " + args;
-  return env + "mpirun --oversubscribe --allow-run-as-root -x FPI_NUM_THREADS -x ASAN_OPTIONS -np " +
-         std::to_string(ranks) + " \"$FPI\" train " + args;
+  if (ranks == 0) return kEnv + "\"$FPI\" train " + args;
+  return kEnv + mpirun(ranks) + "\"$FPI\" train " + args;
 }
 
 std::vector<nlohmann::json> read_metrics(const fs::path& run) {
@@ -63,6 +71,13 @@ std::vector<nlohmann::json> read_metrics(const fs::path& run) {
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
   return lines;
+}
+
+// The last epoch's line, or an empty object where the run wrote none, so that a failed run fails the
+// expectations that read it instead of reading past an empty vector.
+nlohmann::json last_epoch(const fs::path& run) {
+  const std::vector<nlohmann::json> lines = read_metrics(run);
+  return lines.empty() ? nlohmann::json::object() : lines.back();
 }
 
 // The bound. One step's gradient on N ranks is the sum over ranks of (n_r / B) * g_r, each g_r a float32
@@ -138,8 +153,8 @@ void expect_two_ranks_train_as_one(const fs::path& folder, const std::string& ar
 
 void expect_two_ranks_equal_one(const std::string& config) {
   const fs::path folder = fresh_folder(config);
-  expect_two_ranks_train_as_one(
-      folder, fpi::testing::source_path("models/" + config + ".json") + " --epochs 3 --quiet" + kShrink);
+  ASSERT_NO_FATAL_FAILURE(expect_two_ranks_train_as_one(
+      folder, fpi::testing::source_path("models/" + config + ".json") + " --epochs 3 --quiet" + kShrink));
   // Rank 1 wrote nothing: the run directories hold the same files, and nothing else appeared.
   EXPECT_EQ(listing(folder / "one"), listing(folder / "two"));
   EXPECT_EQ(listing(folder, false), (std::vector<std::string>{"one", "two"}));
@@ -153,13 +168,13 @@ void expect_two_ranks_equal_one(const std::string& config) {
 // relative per gradient element, lr * 1.6e-5 = 1.6e-8 per step through Adam, 3e-7 over the 16 steps.
 void expect_two_ranks_equal_one_on_bibtex(const std::string& config, const std::string& settings) {
   const fs::path folder = fresh_folder(config);
-  expect_two_ranks_train_as_one(folder, fpi::testing::source_path("models/" + config + ".json") +
-                                            " --epochs 1 --quiet --set data.dir=" +
-                                            fpi::testing::source_path("data/bibtex") +
-                                            " --set train.batch_size=275 --set eval.batch_size=500" + settings);
+  ASSERT_NO_FATAL_FAILURE(expect_two_ranks_train_as_one(
+      folder, fpi::testing::source_path("models/" + config + ".json") + " --epochs 1 --quiet --set data.dir=" +
+                  fpi::testing::source_path("data/bibtex") +
+                  " --set train.batch_size=275 --set eval.batch_size=500" + settings));
   // The default 4 MiB buckets (524,288 values): the feed-forward net's 1,197,759 gradients make three,
   // the cut FPI_NN's 138,079 one.
-  EXPECT_EQ(read_metrics(folder / "two").back()["train"]["dist"]["buckets"], config == "bibtex_feedforward" ? 3 : 1);
+  EXPECT_EQ(last_epoch(folder / "two")["train"]["dist"]["buckets"], config == "bibtex_feedforward" ? 3 : 1);
   fs::remove_all(folder);
 }
 
@@ -185,8 +200,8 @@ TEST(DistMpi, BucketedGradientsEqualOneAllReduce) {
   ASSERT_EQ(whole.status, 0) << whole.output;
   const auto bucketed = run_shell(folder, launch(2, args + " --out bucketed --dist-bucket-mb 0.0009765625"));
   ASSERT_EQ(bucketed.status, 0) << bucketed.output;
-  EXPECT_EQ(read_metrics(folder / "whole").back()["train"]["dist"]["buckets"], 1);
-  EXPECT_EQ(read_metrics(folder / "bucketed").back()["train"]["dist"]["buckets"], 16);
+  EXPECT_EQ(last_epoch(folder / "whole")["train"]["dist"]["buckets"], 1);
+  EXPECT_EQ(last_epoch(folder / "bucketed")["train"]["dist"]["buckets"], 16);
   const std::vector<nlohmann::json> mw = read_metrics(folder / "whole"), mb = read_metrics(folder / "bucketed");
   ASSERT_EQ(mw.size(), mb.size());
   for (std::size_t e = 0; e < mw.size(); ++e) EXPECT_EQ(mw[e]["train"]["loss"], mb[e]["train"]["loss"]);
@@ -210,12 +225,10 @@ TEST(DistMpi, EvalOnTwoRanksEqualsOneProcess) {
   const auto train = run_shell(folder, launch(0, fpi::testing::source_path("models/toy_fpi_nn.json") +
                                                      " --epochs 1 --quiet --out run" + kShrink));
   ASSERT_EQ(train.status, 0) << train.output;
-  const std::string env = "FPI_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 ";
   const std::string eval = "\"$FPI\" eval run --split validation --batch-size 10 --json ";
-  const auto one = run_shell(folder, env + eval + "one.json");
+  const auto one = run_shell(folder, kEnv + eval + "one.json");
   ASSERT_EQ(one.status, 0) << one.output;
-  const auto two = run_shell(folder, env + "mpirun --oversubscribe --allow-run-as-root -x FPI_NUM_THREADS -x "
-                                           "ASAN_OPTIONS -np 2 " + eval + "two.json");
+  const auto two = run_shell(folder, kEnv + mpirun(2) + eval + "two.json");
   ASSERT_EQ(two.status, 0) << two.output;
   const auto printed = [](const std::string& text) {
     std::size_t count = 0;
