@@ -13,6 +13,12 @@ namespace {
 
 std::atomic<std::uint64_t> g_next_sequence_nr{0};
 
+// A gradient buffer nobody else can see (no other handle, no other view of its storage) and that is no
+// broadcast view: adding into it in place changes nothing the caller or the graph holds.
+bool private_buffer(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1 && t.is_contiguous();
+}
+
 // Accumulates into a leaf's .grad. It holds the leaf; the leaf only holds it weakly.
 class AccumulateGrad final : public Node {
  public:
@@ -29,9 +35,7 @@ class AccumulateGrad final : public Node {
     } else if (!current.defined()) {
       // Steal the buffer when nobody else can see it; otherwise copy, because a later in-place
       // accumulation must not write into a tensor the caller holds.
-      const bool private_buffer = incoming.impl_ptr().use_count() == 1 &&
-                                  incoming.impl()->storage.use_count() == 1 && incoming.is_contiguous();
-      leaf.grad = (private_buffer ? incoming.detach() : incoming.detach().clone()).impl_ptr();
+      leaf.grad = (private_buffer(incoming) ? incoming.detach() : incoming.detach().clone()).impl_ptr();
     } else if (current.requires_grad()) {
       leaf.grad = (current.detach() + incoming).impl_ptr();
     } else {
@@ -58,9 +62,7 @@ class FunctionNode final : public Node {
   void save_output(const Tensor& t) { output_ = SavedTensor(t, true); }
 
   Tensors apply(const Tensor& grad_output, const std::vector<bool>& wanted) override {
-    FPI_CHECK(fn_, "backward: trying to backward through '", name(),
-              "' a second time, but its saved tensors were already freed. Pass retain_graph=true to the "
-              "first backward()/grad() call if you need to backward through the graph twice.");
+    check_not_released();
     std::vector<Tensor> saved;
     saved.reserve(saved_.size());
     const auto self = shared_from_this();
@@ -83,8 +85,26 @@ class FunctionNode final : public Node {
     fn_ = nullptr;
   }
 
+  void set_part(InputPart part) { part_ = std::move(part); }
+  bool is_part_view() const override { return static_cast<bool>(part_); }
+  void add_part_into(Tensor& input_grad, const Tensor& grad_output) override {
+    check_not_released();
+    if (!input_grad.defined()) input_grad = zeros(input_shapes_[0], grad_output.options());
+    const Tensor part = part_(input_grad);
+    FPI_CHECK(part.shape() == grad_output.shape(), "backward of '", name(), "': a gradient of shape ",
+              shape_str(grad_output.shape()), " for a part of shape ", shape_str(part.shape()));
+    backend::backend_of(part).binary(backend::BinaryOp::Add, part, part, grad_output);
+  }
+
  private:
+  void check_not_released() const {
+    FPI_CHECK(fn_, "backward: trying to backward through '", name(),
+              "' a second time, but its saved tensors were already freed. Pass retain_graph=true to the "
+              "first backward()/grad() call if you need to backward through the graph twice.");
+  }
+
   BackwardFn fn_;
+  InputPart part_;
   SavedTensor output_;
   std::vector<Shape> input_shapes_;
 };
@@ -120,6 +140,10 @@ Tensor SavedTensor::unpack(const std::shared_ptr<Node>& owner, const char* op_na
 
 Node::Node(std::string name, std::vector<std::shared_ptr<Node>> next)
     : name_(std::move(name)), sequence_nr_(g_next_sequence_nr.fetch_add(1)), next_(std::move(next)) {}
+
+void Node::add_part_into(Tensor&, const Tensor&) {
+  FPI_CHECK(false, "backward: '", name_, "' is not a view of part of its input");
+}
 
 // Destroying a long chain of nodes recursively (an unrolled loop of thousands of iterations) would
 // overflow the stack, so nodes whose last owner is this one are moved to a list and destroyed in a loop.
@@ -160,7 +184,7 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 }
 
 void detail::record(const char* name, std::span<const Tensor> inputs, Tensor& output, std::span<const Tensor> saved,
-                    BackwardFn fn, SaveOutput save_output) {
+                    BackwardFn fn, SaveOutput save_output, InputPart part) {
   std::vector<std::shared_ptr<Node>> next;
   std::vector<Shape> shapes;
   next.reserve(inputs.size());
@@ -172,6 +196,7 @@ void detail::record(const char* name, std::span<const Tensor> inputs, Tensor& ou
   auto node = std::make_shared<FunctionNode>(name, std::move(next), std::move(fn), std::move(shapes));
   for (const auto& t : saved) node->save(t);
   if (save_output == SaveOutput::Yes) node->save_output(output);
+  if (part) node->set_part(std::move(part));
   output.impl()->requires_grad = true;
   output.impl()->grad_fn = std::move(node);
 }
@@ -306,6 +331,14 @@ Tensors run_engine(const Tensors& outputs, const Tensors& grad_outputs, const Te
         feeds_needed = feeds_needed || wanted[k];
       }
       if (!feeds_needed) continue;
+      if (!create_graph && n->is_part_view()) {
+        Tensor& input_grad = buffers[index[n->next()[0].get()]];
+        if (input_grad.defined() && !private_buffer(input_grad)) input_grad = input_grad.clone();
+        n->add_part_into(input_grad, buffers[i]);
+        buffers[i] = Tensor();
+        if (!retain_graph) n->release();
+        continue;
+      }
       Tensors grads = n->apply(buffers[i], wanted);
       buffers[i] = Tensor();
       const auto& next = n->next();

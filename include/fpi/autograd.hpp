@@ -68,6 +68,12 @@ class Node : public std::enable_shared_from_this<Node> {
   // Frees what apply() reads; a later apply() must then throw.
   virtual void release() { saved_.clear(); }
   virtual bool is_accumulator() const { return false; }
+  // A view that selects part of its one input (slice). When a pass records no graph, the engine calls
+  // add_part_into instead of apply: it adds grad_output into that part of `input_grad` (a gradient of the
+  // input's shape, created as zeros when undefined, and private to the engine), so that the slices of one
+  // tensor fill one buffer in place instead of each building a zero-filled whole that is then summed.
+  virtual bool is_part_view() const { return false; }
+  virtual void add_part_into(Tensor& input_grad, const Tensor& grad_output);
 
  protected:
   std::vector<SavedTensor> saved_;
@@ -103,9 +109,12 @@ inline bool any_requires_grad(std::initializer_list<Tensor> inputs) {
   return any_requires_grad(std::span<const Tensor>(inputs.begin(), inputs.size()));
 }
 
+// For a part view: the part of a tensor of the input's shape that the view selects, as a view of it.
+using InputPart = std::function<Tensor(const Tensor& whole)>;
+
 namespace detail {
 void record(const char* name, std::span<const Tensor> inputs, Tensor& output, std::span<const Tensor> saved,
-            BackwardFn fn, SaveOutput save_output);
+            BackwardFn fn, SaveOutput save_output, InputPart part = {});
 }
 
 // Records `output = name(inputs)` with its backward rule when grad mode is on and any input
@@ -123,6 +132,15 @@ void record(const char* name, std::initializer_list<Tensor> inputs, Tensor& outp
             std::initializer_list<Tensor> saved, Fn&& fn, SaveOutput save_output = SaveOutput::No) {
   record(name, std::span<const Tensor>(inputs.begin(), inputs.size()), output,
          std::span<const Tensor>(saved.begin(), saved.size()), std::forward<Fn>(fn), save_output);
+}
+
+// Records `output`, a view selecting part of `input` (see Node::is_part_view): `fn` is its backward rule
+// for passes that record a graph, `part` picks the same part out of a tensor of the input's shape.
+template <class Fn>
+void record_part_view(const char* name, const Tensor& input, Tensor& output, Fn&& fn, InputPart part) {
+  if (!grad_enabled() || !input.requires_grad()) return;
+  const Tensor inputs[] = {input};
+  detail::record(name, inputs, output, {}, BackwardFn(std::forward<Fn>(fn)), SaveOutput::No, std::move(part));
 }
 
 // Attaches a custom node (such as the FPI layer's) as `output`'s grad_fn.

@@ -123,9 +123,14 @@ Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t
   if (shape[d] > 1) strides[d] *= step;
   const std::int64_t offset = a.offset() + start * a.strides()[d];
   const Shape from = a.shape();
-  return view_op(
-      "slice", a, [&](const Tensor& s) { return raw_view(s, shape, strides, offset); },
-      [=](const Tensor& g) { return slice_scatter_zeros(g, from, d, start, end, step); });
+  Tensor y = raw_view(a, shape, strides, offset);
+  autograd::record_part_view(
+      "slice", a, y,
+      [=](const Tensor& g, const autograd::BackwardContext&) {
+        return Tensors{slice_scatter_zeros(g, from, d, start, end, step)};
+      },
+      [=](const Tensor& whole) { return slice(whole, d, start, end, step); });
+  return y;
 }
 
 Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t length) {

@@ -128,6 +128,51 @@ TEST(Autograd, MisuseGivesActionableErrors) {
   EXPECT_NE(wrong_seed.find("grad_outputs[0]"), std::string::npos) << wrong_seed;
 }
 
+// A weight read through several slices (the FPI map's z and x columns) gets one gradient buffer that
+// every slice adds its part into: no zero-filled whole per slice, summed afterwards.
+TEST(Autograd, SlicesOfOneTensorAddIntoOneGradientBuffer) {
+  Generator gen(3);
+  const std::int64_t rows = 256, cols = 512;
+  Tensor w = randn({rows, cols}, kF64Grad, &gen);
+  const Tensor left = randn({rows, 200}, {.dtype = kFloat64}, &gen);
+  const Tensor right = randn({rows, cols - 200}, {.dtype = kFloat64}, &gen);
+  const Tensor even = randn({rows, cols / 2}, {.dtype = kFloat64}, &gen);
+  Tensor loss = sum(slice(w, 1, 0, 200) * left) + sum(slice(w, 1, 200, cols) * right) +
+                sum(slice(w, 1, 0, cols, 2) * even);
+  const std::size_t whole_bytes = static_cast<std::size_t>(rows * cols) * sizeof(double);
+  const std::size_t before = allocator_stats().bytes_in_use;
+  reset_allocator_stats();
+  loss.backward();
+  // The gradient itself, plus one part's gradient at a time (the largest is 312 of the 512 columns).
+  EXPECT_LE(allocator_stats().peak_bytes_in_use - before, whole_bytes + whole_bytes * 312 / 512 + 64 * 1024);
+
+  const std::vector<double> got = w.grad().to_vector<double>();
+  const std::vector<double> l = left.to_vector<double>(), r = right.to_vector<double>(), e = even.to_vector<double>();
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      double want = j < 200 ? l[i * 200 + j] : r[i * (cols - 200) + j - 200];
+      if (j % 2 == 0) want += e[i * (cols / 2) + j / 2];
+      ASSERT_EQ(got[i * cols + j], want) << "at (" << i << ", " << j << ")";
+    }
+  }
+}
+
+// The in-place path must not write into a gradient somebody else holds: here the caller's seed reaches
+// x's buffer unchanged through `x + 0` before the slice adds its part.
+TEST(Autograd, ASliceDoesNotAddIntoTheCallersGradient) {
+  Tensor x = tensor({1.0, 2.0, 3.0}, kF64Grad);
+  Tensor part = slice(x, 0, 1, 3);
+  Tensor whole = x + 0.0;
+  const Tensor seed_whole = tensor({1.0, 1.0, 1.0}, {.dtype = kFloat64});
+  const Tensor seed_part = tensor({10.0, 20.0}, {.dtype = kFloat64});
+  autograd::backward({part, whole}, {seed_part, seed_whole});
+  EXPECT_EQ(seed_whole.to_vector<double>(), (std::vector<double>{1, 1, 1}));
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{1, 11, 21}));
+
+  const std::string twice = error_of([&] { autograd::backward({part}, {seed_part}); });
+  EXPECT_NE(twice.find("retain_graph"), std::string::npos) << twice;
+}
+
 TEST(Autograd, GraphIsFreedWithItsTensors) {
   std::weak_ptr<autograd::Node> node;
   Tensor x = tensor({1.0}, kF64Grad);
