@@ -1,7 +1,8 @@
-// A small fork-join pool for the CPU backend's loops and GEMMs. Workers sleep on a condition variable
-// between jobs rather than spin. It is the only pool that runs: OpenBLAS is kept single-threaded and
-// gemm.cpp splits a large GEMM into one BLAS call per thread, because OpenBLAS's own idle threads
-// busy-wait with sched_yield after every call and took the cores from the loops that followed.
+// A small fork-join pool for the CPU backend's loops and GEMMs. Between jobs, workers poll for at most
+// tens of microseconds (parallel.cpp says why) and then sleep on a condition variable. It is the only
+// pool that runs: OpenBLAS is kept single-threaded and gemm.cpp splits a large GEMM into one BLAS call
+// per thread, because OpenBLAS's own idle threads busy-wait with sched_yield after every call and took
+// the cores from the loops that followed.
 #pragma once
 
 #include <cstdint>
