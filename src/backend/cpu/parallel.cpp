@@ -31,7 +31,7 @@ thread_local bool in_parallel_region = false;
 
 // An FPI layer runs many small regions back to back (issue 11), where a condition-variable sleep and
 // wake-up per region cost more than the work, so a waiting thread polls for up to this long before it
-// sleeps. On bench_flow_step's FPI step at 2 threads the futex calls per step fall from 885 to 362, 155,
+// sleeps. On bench_flow_step's FPI step at 2 threads the futex calls per step fall from 832 to 362, 155,
 // 110, 63 and 25 with budgets of 10, 20, 30, 50 and 100 us; past 50 little is left to save, while with
 // more threads than cores a longer poll holds a core that the awaited thread needs.
 constexpr auto kSpinBudget = std::chrono::microseconds(50);
